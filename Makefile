@@ -1,0 +1,24 @@
+# The two commands a newcomer runs: `make test` and (later) `make demo`.
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+PYTEST_ARGS ?= -n 2
+
+.PHONY: test venv bench-eager clean
+
+$(VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -e '.[test]'
+	touch $@
+
+venv: $(VENV)/.installed
+
+test: $(VENV)/.installed
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+# Side-by-side eager overhead: taiji vs hand-written NumPy vs PyTorch (if installed).
+bench-eager: $(VENV)/.installed
+	$(PY) benchmarks/eager_overhead.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

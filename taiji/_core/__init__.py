@@ -1,0 +1,1 @@
+"""The core: primitives, interpreters, the tape and the IR."""

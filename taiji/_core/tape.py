@@ -1,0 +1,66 @@
+"""The eager autograd tape: one `Node` per recorded primitive call.
+
+A node keeps its input Tensors with their version numbers (an in-place change to a saved
+tensor is detected at backward time) and its outputs' payloads (so a rule that needs the
+output gets one wired back to this node, without a reference cycle).
+"""
+from __future__ import annotations
+
+import os
+import sys
+
+_PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def user_frame(skip: int = 2):
+    """(filename, lineno) of the innermost frame outside the taiji package."""
+    f = sys._getframe(skip)
+    while f is not None and f.f_code.co_filename.startswith(_PKG):
+        f = f.f_back
+    if f is None:
+        return ("<unknown>", 0)
+    return (f.f_code.co_filename, f.f_lineno)
+
+
+class Node:
+    """One recorded call: ``grad_fn`` of its outputs."""
+
+    __slots__ = ("prim", "params", "inputs", "edges", "versions", "out_payloads", "out_avals",
+                 "where", "freed", "hooks", "retained", "__weakref__")
+
+    def __init__(self, prim, params, inputs, outs):
+        self.prim = prim
+        self.params = params
+        self.inputs = inputs
+        # where each input's gradient goes, fixed now: a later in-place op may rebind the
+        # input Tensor to a newer node (PyTorch's saved-variable edges)
+        self.edges = tuple((t._node, t._out_idx) if t._node is not None else
+                           ((t, -1) if t._requires_grad else None) for t in inputs)
+        self.versions = tuple(t._version for t in inputs)
+        self.out_payloads = [o._data for o in outs]
+        self.out_avals = [(o.shape, o.dtype) for o in outs]
+        self.where = user_frame(3)
+        self.freed = False
+        self.hooks = None      # output index -> {handle id: hook}
+        self.retained = None   # output index -> weakref of a tensor that retains its grad
+
+    def name(self) -> str:
+        return _grad_fn_name(self.prim.name)
+
+    def __repr__(self) -> str:
+        return f"<{self.name()} object>"
+
+
+def _grad_fn_name(prim_name: str) -> str:
+    return "".join(p.capitalize() for p in prim_name.split("_")) + "Backward0"
+
+
+def record(prim, args, params, result):
+    """Attach a Node to ``result``'s tensors (they now require grad)."""
+    outs = result if isinstance(result, tuple) else (result,)
+    node = Node(prim, params, args, outs)
+    for i, o in enumerate(outs):
+        if o.dtype.is_floating_point:
+            o._requires_grad = True
+            o._node = node
+            o._out_idx = i

@@ -1,0 +1,49 @@
+"""Small helpers shared by the primitive rule files."""
+from __future__ import annotations
+
+from taiji._core.primitive import ShapedArray
+
+
+def broadcast_shapes(*shapes, op: str = "op") -> tuple:
+    """NumPy broadcasting of shapes, with an error naming the op, both shapes and the axis."""
+    ndim = max(len(s) for s in shapes)
+    out = []
+    for axis in range(-ndim, 0):
+        size = 1
+        for s in shapes:
+            d = s[axis] if -axis <= len(s) else 1
+            if d != 1:
+                if size != 1 and d != size:
+                    raise ValueError(
+                        f"{op}: shapes {' and '.join(str(tuple(x)) for x in shapes)} cannot be "
+                        f"broadcast: dimension {axis} is {size} in one and {d} in the other "
+                        f"(sizes must match or be 1)")
+                size = d
+        out.append(size)
+    return tuple(out)
+
+
+def same_dtype(op: str, *avals) -> None:
+    d = avals[0].dtype
+    for a in avals[1:]:
+        if a.dtype is not d:
+            raise TypeError(f"{op}: operands must have one dtype, got {d} and {a.dtype} "
+                            f"(the op layer promotes them; call .to() to convert)")
+
+
+def norm_axis(axis: int, ndim: int, op: str = "op") -> int:
+    if not -ndim <= axis < max(ndim, 1):
+        raise IndexError(f"{op}: dimension {axis} is out of range for a tensor with "
+                         f"{ndim} dimension(s) (expected {-max(ndim, 1)} to {max(ndim, 1) - 1})")
+    return axis % ndim if ndim else 0
+
+
+def aval(shape, dtype) -> ShapedArray:
+    return ShapedArray(tuple(shape), dtype)
+
+
+def moveaxis_to_front(t, d):
+    """Tensor ``t`` with batch dim ``d`` moved to axis 0 (None: unchanged)."""
+    if d is None or d == 0:
+        return t
+    return t.movedim(d, 0)

@@ -1,0 +1,361 @@
+"""Reverse-mode autograd over the eager tape: backward(), grad(), grad modes, hooks.
+
+`backward` walks recorded nodes in reverse topological order and binds each primitive's VJP
+rule. The rules are written in primitives, so with ``create_graph=True`` the backward pass is
+itself recorded and can be differentiated again (double backward). Under ``jit`` the same walk
+binds into the trace, which is how ``loss.backward()`` compiles into one graph.
+"""
+from __future__ import annotations
+
+import contextlib
+import functools
+import itertools
+
+from taiji._core.interpreters import STATE
+from taiji._core.tape import _grad_fn_name
+
+__all__ = ["backward", "grad", "no_grad", "enable_grad", "set_grad_enabled",
+           "is_grad_enabled", "inference_mode"]
+
+
+class _GradMode:
+    """Base for grad-mode switches usable as context managers and decorators."""
+
+    mode: bool = True
+
+    def __enter__(self):
+        self._prev = STATE.grad_enabled
+        STATE.grad_enabled = self.mode
+
+    def __exit__(self, *exc):
+        STATE.grad_enabled = self._prev
+        return False
+
+    def __call__(self, fn):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            with self.__class__() if type(self) is not set_grad_enabled else \
+                    set_grad_enabled(self.mode):
+                return fn(*args, **kwargs)
+        return wrapper
+
+
+class no_grad(_GradMode):
+    """Operations inside do not record for autograd (context manager or decorator)."""
+    mode = False
+
+
+class enable_grad(_GradMode):
+    """Re-enable recording inside a no_grad region."""
+    mode = True
+
+
+class inference_mode(_GradMode):
+    """Like no_grad (taiji has no separate inference tensors)."""
+    mode = False
+
+    def __init__(self, mode: bool = True):
+        self.mode = not mode
+
+
+class set_grad_enabled(_GradMode):
+    """Set grad mode to ``mode``: takes effect at once, and as a context manager restores
+    the previous mode on exit."""
+
+    def __init__(self, mode: bool):
+        self.mode = bool(mode)
+        self._prev = STATE.grad_enabled
+        STATE.grad_enabled = self.mode
+
+    def __enter__(self):
+        pass
+
+
+def is_grad_enabled() -> bool:
+    return STATE.grad_enabled
+
+
+# ---------------------------------------------------------------- hooks
+
+class _Handle:
+    _ids = itertools.count()
+
+    def __init__(self, store: dict, key):
+        self.store, self.key = store, key
+
+    def remove(self):
+        self.store.pop(self.key, None)
+
+
+def _add_hook(t, hook):
+    node = t._node
+    if node is None:
+        if t._hooks is None:
+            t._hooks = {}
+        store = t._hooks
+    else:
+        if node.hooks is None:
+            node.hooks = {}
+        store = node.hooks.setdefault(t._out_idx, {})
+    key = next(_Handle._ids)
+    store[key] = hook
+    return _Handle(store, key)
+
+
+def _retain(t):
+    import weakref
+    node = t._node
+    if node.retained is None:
+        node.retained = {}
+    node.retained[t._out_idx] = weakref.ref(t)
+    t._retains_grad = True
+
+
+def _run_hooks(hooks, g):
+    for h in list(hooks.values()):
+        r = h(g)
+        if r is not None:
+            g = r
+    return g
+
+
+# ---------------------------------------------------------------- the engine
+
+def _make_seed(t, g):
+    from taiji import _ops as O
+    if g is None:
+        if t.numel() != 1:
+            raise RuntimeError(f"grad can be implicitly created only for scalar outputs; got "
+                               f"shape {list(t.shape)}: pass gradient= (a tensor of that shape)")
+        return t.ones_like()
+    g = g if isinstance(g, O.Tensor) else O.as_tensor_arg(g, t.dtype)
+    if g.shape != t.shape:
+        raise RuntimeError(f"Mismatch in shape: grad_output has a shape of {list(g.shape)} and "
+                           f"output has a shape of {list(t.shape)}")
+    return O.to(g, t.dtype)
+
+
+def _toposort(roots):
+    """Nodes reachable from ``roots``, each after every node that consumes its outputs."""
+    order, seen = [], set()
+    for r in roots:
+        if r is None or id(r) in seen:
+            continue
+        seen.add(id(r))
+        stack = [(r, iter(_parents(r)))]
+        while stack:
+            node, it = stack[-1]
+            for p in it:
+                if id(p) not in seen:
+                    seen.add(id(p))
+                    stack.append((p, iter(_parents(p))))
+                    break
+            else:
+                stack.pop()
+                order.append(node)
+    order.reverse()
+    return order
+
+
+def _parents(node):
+    if node.freed:
+        raise RuntimeError(
+            "Trying to backward through the graph a second time (or directly access saved "
+            "tensors after they have already been freed). Saved intermediate values of the graph "
+            "are freed when you call .backward() or autograd.grad(). Specify retain_graph=True "
+            "if you need to backward through the graph a second time.")
+    return [e[0] for e in node.edges if e is not None and e[1] >= 0]
+
+
+def _check_versions(node):
+    for t, v in zip(node.inputs, node.versions):
+        if t._version != v and node.prim.vjp_reads_inputs:
+            f, line = node.where
+            raise RuntimeError(
+                f"one of the variables needed for gradient computation has been modified by an "
+                f"inplace operation: [taiji.{t.dtype.name} {list(t.shape)}] is at version "
+                f"{t._version}; expected version {v} instead. It was saved by "
+                f"{node.name()} (the '{node.prim.name}' created at {f}:{line}). Avoid the "
+                f"in-place change (use an out-of-place op, or .clone() the tensor first).")
+
+
+def _outputs_of(node):
+    from taiji import _ops as O
+    outs = []
+    for i, p in enumerate(node.out_payloads):
+        t = O.Tensor._from_payload(p)
+        if t.dtype.is_floating_point:
+            t._requires_grad, t._node, t._out_idx = True, node, i
+        outs.append(t)
+    return outs
+
+
+def _engine(roots, seeds, retain_graph, create_graph, capture=None):
+    """Propagate ``seeds`` from ``roots``. Leaf gradients accumulate into ``.grad`` unless
+    ``capture`` (a dict keyed by leaf id or (node id, output index)) collects them."""
+    buffers = {}   # id(node) -> list of cotangents per output
+    leaf_grads = {}  # id(leaf) -> [leaf, grad]
+
+    def send(edge, g):
+        if g is None or edge is None:
+            return
+        n, i = edge
+        if i < 0:  # a leaf tensor
+            slot = leaf_grads.get(id(n))
+            if slot is None:
+                leaf_grads[id(n)] = [n, g]
+            else:
+                slot[1] = slot[1] + g
+            return
+        buf = buffers.get(id(n))
+        if buf is None:
+            buf = buffers[id(n)] = [None] * len(n.out_avals)
+        buf[i] = g if buf[i] is None else buf[i] + g
+
+    for i, r in enumerate(roots):
+        if not r._requires_grad:
+            raise RuntimeError(f"element {i} of tensors does not require grad and does not "
+                               f"have a grad_fn")
+    order = _toposort([r._node for r in roots])
+    for r, s in zip(roots, seeds):
+        send((r._node, r._out_idx) if r._node is not None else (r, -1), s)
+    prev = STATE.grad_enabled
+    STATE.grad_enabled = bool(create_graph)
+    try:
+        for node in order:
+            cts = buffers.pop(id(node), None)
+            if cts is None:
+                continue
+            if node.hooks:
+                cts = [g if g is None or i not in node.hooks else _run_hooks(node.hooks[i], g)
+                       for i, g in enumerate(cts)]
+            if node.retained:
+                for i, ref in node.retained.items():
+                    t = ref()
+                    if t is not None and cts[i] is not None:
+                        t.grad = cts[i] if t.grad is None else t.grad + cts[i]
+            if capture is not None:
+                for i, g in enumerate(cts):
+                    key = (id(node), i)
+                    if key in capture and g is not None:
+                        capture[key] = g
+            _check_versions(node)
+            prim = node.prim
+            rule = prim.vjp
+            if rule is None:
+                raise RuntimeError(f"primitive '{prim.name}' has no vjp rule: cannot "
+                                   f"differentiate through it")
+            outs = _outputs_of(node)
+            if prim.multiple_results:
+                gins = rule(tuple(cts), node.inputs, tuple(outs), **node.params)
+            else:
+                g = cts[0]
+                gins = rule(g, node.inputs, outs[0], **node.params)
+            for edge, g in zip(node.edges, gins):
+                send(edge, g)
+            if not retain_graph:
+                node.freed = True
+                node.inputs = node.edges = ()
+                node.out_payloads = []
+    finally:
+        STATE.grad_enabled = prev
+    return leaf_grads
+
+
+def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
+    """Accumulate gradients of ``tensors`` into the ``.grad`` of the leaves they depend on.
+
+    Args:
+        tensors: a Tensor or sequence of Tensors to differentiate.
+        grad_tensors: matching gradients (needed for non-scalar tensors).
+        retain_graph: keep the graph for another backward (defaults to ``create_graph``).
+        create_graph: record the backward pass so it can be differentiated again.
+        inputs: accumulate only into these leaves.
+    """
+    from taiji import _ops as O
+    if isinstance(tensors, O.Tensor):
+        tensors = [tensors]
+    if grad_tensors is None:
+        grad_tensors = [None] * len(tensors)
+    elif isinstance(grad_tensors, O.Tensor):
+        grad_tensors = [grad_tensors]
+    if retain_graph is None:
+        retain_graph = create_graph
+    seeds = [_make_seed(t, g) for t, g in zip(tensors, grad_tensors)]
+    leaf_grads = _engine(list(tensors), seeds, retain_graph, create_graph)
+    only = None if inputs is None else {id(t) for t in (
+        [inputs] if isinstance(inputs, O.Tensor) else inputs)}
+    for key, (t, g) in leaf_grads.items():
+        if only is not None and key not in only:
+            continue
+        if t._hooks:
+            g = _run_hooks(t._hooks, g)
+        if not create_graph:
+            g = g.detach()
+        t.grad = g if t.grad is None else (t.grad + g if create_graph else _acc(t.grad, g))
+
+
+def _acc(old, g):
+    with no_grad():
+        return old + g
+
+
+def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=False,
+         allow_unused=None, materialize_grads=False):
+    """The gradients of ``outputs`` with respect to ``inputs``, returned (``.grad`` is left
+    alone).
+
+    Example:
+        >>> x = taiji.tensor(3.0, requires_grad=True)
+        >>> (dx,) = taiji.autograd.grad(x ** 3, x, create_graph=True)
+        >>> taiji.autograd.grad(dx, x)[0]   # 6 * x
+        tensor(18.)
+    """
+    from taiji import _ops as O
+    if isinstance(outputs, O.Tensor):
+        outputs = [outputs]
+    single = isinstance(inputs, O.Tensor)
+    inputs = [inputs] if single else list(inputs)
+    if grad_outputs is None:
+        grad_outputs = [None] * len(outputs)
+    elif isinstance(grad_outputs, O.Tensor):
+        grad_outputs = [grad_outputs]
+    if retain_graph is None:
+        retain_graph = create_graph
+    for i, t in enumerate(inputs):
+        if not t._requires_grad:
+            raise RuntimeError(f"One of the differentiated Tensors (input {i}) does not require "
+                               f"grad")
+    capture = {(id(t._node), t._out_idx): None for t in inputs if t._node is not None}
+    seeds = [_make_seed(t, g) for t, g in zip(outputs, grad_outputs)]
+    leaf_grads = _engine(list(outputs), seeds, retain_graph, create_graph, capture)
+    res = []
+    for i, t in enumerate(inputs):
+        if t._node is None:
+            g = leaf_grads.get(id(t), (None, None))[1]
+            if g is not None and t._hooks:
+                g = _run_hooks(t._hooks, g)
+        else:
+            g = capture.get((id(t._node), t._out_idx))
+        if g is None:
+            if materialize_grads:
+                g = t.zeros_like()
+            elif not allow_unused:
+                raise RuntimeError(f"One of the differentiated Tensors (input {i}) appears to "
+                                   f"not have been used in the graph. Set allow_unused=True if "
+                                   f"this is the desired behavior.")
+        elif not create_graph:
+            g = g.detach()
+        res.append(g)
+    return tuple(res)
+
+
+def grad_fn_name(prim_name: str) -> str:
+    """The ``grad_fn`` class name shown for tensors made by primitive ``prim_name``."""
+    return _grad_fn_name(prim_name)
+
+
+@contextlib.contextmanager
+def detect_anomaly(check_nan: bool = True):
+    """Accepted for PyTorch compatibility; taiji always records where each op was created."""
+    yield
