@@ -27,9 +27,9 @@ def _infer_dtype(arr: np.ndarray, data) -> dt.DType:
     if k == "b":
         return dt.bool_
     if k in "iu":
-        return dt.from_np(arr.dtype) if isinstance(data, np.ndarray) else dt.int64
+        return dt.from_np(arr.dtype) if isinstance(data, (np.ndarray, np.generic)) else dt.int64
     if k == "f":
-        if isinstance(data, np.ndarray) or arr.dtype == dt.bfloat16.np:
+        if isinstance(data, (np.ndarray, np.generic)) or arr.dtype == dt.bfloat16.np:
             return dt.from_np(arr.dtype)
         return dt.get_default_dtype()
     raise TypeError(f"tensor(): could not infer a dtype from {type(data).__name__} with NumPy "

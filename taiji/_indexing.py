@@ -270,8 +270,29 @@ def scatter(x, dim, index, src=None, value=None, reduce=None):
         raise ValueError(f"scatter: reduce must be None or 'add', got {reduce!r}")
     hit = S.scatter_add(O.const(np.zeros(x.shape, np.int32)), index,
                         O.const(np.ones(index.shape, np.int32)), axis=d)
+    # duplicate targets: one write wins (the last, as in NumPy), never their sum
+    keep = _scatter_last(index, d)
+    if keep is not None:
+        src = E.select(keep, src, src.zeros_like())
     placed = S.scatter_add(x.zeros_like(), index, src, axis=d)
     return E.select(O.to(hit, dt.bool_), placed, x)
+
+
+def _scatter_last(index, d):
+    """Bool mask over ``index``: True at the last write to each target (None: no repeats)."""
+    if not _is_concrete(index) or index.ndim == 0:
+        return None
+    idx = np.asarray(index._data)
+    coords = list(np.indices(idx.shape))
+    coords[d] = idx
+    span = [int(max(c.max(), 0)) + 1 if c.size else 1 for c in coords]
+    pos = np.ravel_multi_index(tuple(c.reshape(-1) for c in coords), span).reshape(-1)
+    if len(np.unique(pos)) == len(pos):
+        return None
+    keep = np.zeros(len(pos), dtype=bool)
+    _, first_rev = np.unique(pos[::-1], return_index=True)
+    keep[len(pos) - 1 - first_rev] = True
+    return O.const(keep.reshape(idx.shape))
 
 
 def index_select(x, dim, index):

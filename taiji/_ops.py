@@ -17,6 +17,7 @@ import numpy as np
 from taiji import _dtypes as dt
 from taiji._core.interpreters import STATE
 from taiji._prims import elementwise as E, structure as S, reduce as R, linalg as L
+from taiji._prims import nn as NN
 
 Tensor = None  # set by taiji.tensor
 
@@ -479,16 +480,15 @@ def softmax(x, dim=-1, dtype=None):
     if dtype is not None:
         x = to(x, dtype)
     x = _float_in(x)
-    axes = _dims(x, dim)
-    e = exp(x - R.reduce_max(x, axes=axes, keepdims=True).detach())
-    return e / R.reduce_sum(e, axes=axes, keepdims=True)
+    return NN.softmax(x, axis=_dims(x, dim)[0] if x.ndim else 0)
 
 
 def log_softmax(x, dim=-1, dtype=None):
+    """log(softmax(x)) along ``dim``, computed stably in one step."""
     if dtype is not None:
         x = to(x, dtype)
     x = _float_in(x)
-    return x - logsumexp(x, dim, keepdim=True)
+    return NN.log_softmax(x, axis=_dims(x, dim)[0] if x.ndim else 0)
 
 
 # ---------------------------------------------------------------- shapes

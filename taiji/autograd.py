@@ -40,12 +40,23 @@ class _GradMode:
         return wrapper
 
 
-class no_grad(_GradMode):
+class _NoParamGradMode(_GradMode):
+    """A grad mode usable as ``with m():``, ``@m()`` and bare ``@m`` (as PyTorch's)."""
+
+    def __new__(cls, orig_func=None):
+        if orig_func is None:
+            return super().__new__(cls)
+        if not callable(orig_func):
+            raise TypeError(f"{cls.__name__}() takes no arguments (got {orig_func!r})")
+        return cls()(orig_func)
+
+
+class no_grad(_NoParamGradMode):
     """Operations inside do not record for autograd (context manager or decorator)."""
     mode = False
 
 
-class enable_grad(_GradMode):
+class enable_grad(_NoParamGradMode):
     """Re-enable recording inside a no_grad region."""
     mode = True
 
@@ -69,6 +80,12 @@ class set_grad_enabled(_GradMode):
 
     def __enter__(self):
         pass
+
+    def __call__(self, fn):
+        # used as a decorator: the mode applies inside ``fn`` only, so undo the immediate
+        # switch made by __init__ (PyTorch's set_grad_enabled does the same)
+        STATE.grad_enabled = self._prev
+        return super().__call__(fn)
 
 
 def is_grad_enabled() -> bool:
@@ -217,6 +234,8 @@ def _engine(roots, seeds, retain_graph, create_graph, capture=None):
             raise RuntimeError(f"element {i} of tensors does not require grad and does not "
                                f"have a grad_fn")
     order = _toposort([r._node for r in roots])
+    if STATE.interp is not None and hasattr(STATE.interp, "saw_backward"):
+        STATE.interp.saw_backward = True  # a jit trace: its outputs need no history
     for r, s in zip(roots, seeds):
         send((r._node, r._out_idx) if r._node is not None else (r, -1), s)
     prev = STATE.grad_enabled

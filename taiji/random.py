@@ -87,8 +87,11 @@ def _unit(k, shape, d: dt.DType):
         hi = O.to(bits(k, shape), dt.float64)
         lo = O.to(bits(fold_in(k, 1), shape), dt.float64)
         return (O.floor_divide(hi, 2048.0) * 4294967296.0 + lo) * (2.0 ** -53)
-    b = O.floor_divide(bits(k, shape), _u32(256))
-    return O.to(O.to(b, dt.float32) * (2.0 ** -24), d)
+    # keep only as many bits as ``d`` has significand digits, so every value is exact in
+    # ``d`` and the cast cannot round up to 1.0 (bfloat16: 8, float16: 11, float32: 24)
+    p = {"bfloat16": 8, "float16": 11}.get(d.name, 24)
+    b = O.floor_divide(bits(k, shape), _u32(1 << (32 - p)))
+    return O.to(O.to(b, dt.float32) * (2.0 ** -p), d)
 
 
 def _float_dtype(dtype):

@@ -373,6 +373,18 @@ class Tensor:
         self._version += 1
         return self
 
+    def _pre(self) -> "Tensor":
+        """``self`` as the input of the op an in-place method records: a separate Tensor
+        object with the current value and graph position, so that op's node keeps the
+        pre-update value when ``self`` is rebound by ``_assign`` (PyTorch saves the original
+        operand, so ``y.mul_(x)`` differentiates like ``y * x``). Nodes recorded earlier keep
+        ``self`` itself, so their version check still catches the in-place change."""
+        if self._node is None:
+            return self
+        t = Tensor._from_payload(self._data, self._requires_grad)
+        t._node, t._out_idx, t._version = self._node, self._out_idx, self._version
+        return t
+
     def _fast_inplace(self, ufunc, other) -> bool:
         """Eager in-place arithmetic straight into the buffer (no temporary) when no graph
         or trace is involved and dtypes already agree."""
@@ -402,29 +414,29 @@ class Tensor:
     def add_(self, other, *, alpha=1):
         if alpha == 1 and self._fast_inplace(np.add, other):
             return self
-        return self._assign(O.add(self, other, alpha=alpha))
+        return self._assign(O.add(self._pre(), other, alpha=alpha))
 
     def sub_(self, other, *, alpha=1):
         if alpha == 1 and self._fast_inplace(np.subtract, other):
             return self
-        return self._assign(O.sub(self, other, alpha=alpha))
+        return self._assign(O.sub(self._pre(), other, alpha=alpha))
 
     def mul_(self, other):
         if self._fast_inplace(np.multiply, other):
             return self
-        return self._assign(O.mul(self, other))
+        return self._assign(O.mul(self._pre(), other))
 
     def div_(self, other, *, rounding_mode=None):
         if rounding_mode is None and self.dtype.is_floating_point and \
                 self._fast_inplace(np.true_divide, other):
             return self
-        return self._assign(O.div(self, other, rounding_mode=rounding_mode))
+        return self._assign(O.div(self._pre(), other, rounding_mode=rounding_mode))
 
     def pow_(self, e):
-        return self._assign(O.pow(self, e))
+        return self._assign(O.pow(self._pre(), e))
 
     def clamp_(self, min=None, max=None):
-        return self._assign(O.clamp(self, min, max))
+        return self._assign(O.clamp(self._pre(), min, max))
 
     clip_ = clamp_
 
@@ -465,19 +477,19 @@ class Tensor:
             return self._assign(-O.log1p(-u) / lambd)
 
     def masked_fill_(self, mask, value):
-        return self._assign(I.masked_fill(self, mask, value))
+        return self._assign(I.masked_fill(self._pre(), mask, value))
 
     def scatter_(self, dim, index, src=None, value=None, reduce=None):
-        return self._assign(I.scatter(self, dim, index, src, value, reduce))
+        return self._assign(I.scatter(self._pre(), dim, index, src, value, reduce))
 
     def scatter_add_(self, dim, index, src):
-        return self._assign(I.scatter_add(self, dim, index, src))
+        return self._assign(I.scatter_add(self._pre(), dim, index, src))
 
     def index_add_(self, dim, index, source, *, alpha=1):
-        return self._assign(I.index_add(self, dim, index, source, alpha=alpha))
+        return self._assign(I.index_add(self._pre(), dim, index, source, alpha=alpha))
 
     def lerp_(self, end, weight):
-        return self._assign(O.lerp(self, end, weight))
+        return self._assign(O.lerp(self._pre(), end, weight))
 
     def set_(self, source):
         self._data = source._data
@@ -679,13 +691,13 @@ Tensor.sum_to_size = lambda self, *size: E.unbroadcast(self, O._shape_arg(size))
 Tensor.gelu = O.gelu
 Tensor.silu = O.silu
 Tensor.softplus = O.softplus
-Tensor.relu_ = lambda self: self._assign(O.relu(self))
-Tensor.sigmoid_ = lambda self: self._assign(O.sigmoid(self))
-Tensor.tanh_ = lambda self: self._assign(O.tanh(self))
-Tensor.exp_ = lambda self: self._assign(O.exp(self))
-Tensor.sqrt_ = lambda self: self._assign(O.sqrt(self))
-Tensor.neg_ = lambda self: self._assign(O.neg(self))
-Tensor.abs_ = lambda self: self._assign(O.abs(self))
+Tensor.relu_ = lambda self: self._assign(O.relu(self._pre()))
+Tensor.sigmoid_ = lambda self: self._assign(O.sigmoid(self._pre()))
+Tensor.tanh_ = lambda self: self._assign(O.tanh(self._pre()))
+Tensor.exp_ = lambda self: self._assign(O.exp(self._pre()))
+Tensor.sqrt_ = lambda self: self._assign(O.sqrt(self._pre()))
+Tensor.neg_ = lambda self: self._assign(O.neg(self._pre()))
+Tensor.abs_ = lambda self: self._assign(O.abs(self._pre()))
 
 O.Tensor = Tensor
 _primitive.Tensor = Tensor

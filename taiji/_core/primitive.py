@@ -98,9 +98,6 @@ class Primitive:
     def abstract(self, *avals, **params):
         return self.rule("shape_dtype")(*avals, **params)
 
-    def __call__(self, *args, **params):
-        return bind(self, *args, **params)
-
     def __repr__(self) -> str:
         return f"Primitive({self.name})"
 
@@ -121,10 +118,18 @@ def _xp(arrays):
 def _explain(prim: Primitive, args, params, err: Exception):
     """Turn a backend failure into the primitive's own error message (shape rule), or
     prefix the backend's message with the op name."""
+    for a in args:
+        p = a._data
+        if type(p) is not np.ndarray and hasattr(p, "escaped_error"):
+            p.escaped_error()  # a tracer used after its trace ended
     if prim.shape_dtype is not None:
         avals = [ShapedArray(a.shape, a.dtype) for a in args]
         prim.shape_dtype(*avals, **params)  # raises the informative error if shapes are bad
-    raise type(err)(f"{prim.name}: {err}") from err
+    try:
+        new = type(err)(f"{prim.name}: {err}")
+    except Exception:  # exception types whose constructor takes other arguments
+        new = RuntimeError(f"{prim.name}: {err}")
+    raise new from err
 
 
 def bind(prim: Primitive, *args, **params):
@@ -135,8 +140,10 @@ def bind(prim: Primitive, *args, **params):
     if interp is None:  # eager fast path: concrete arrays straight into impl
         arrays = [a._data for a in args]
         try:
-            out = prim.impl(_xp(arrays), *arrays, **params)
-        except (ValueError, TypeError, IndexError, RuntimeError) as e:
+            # NumPy first; a mix of devices fails inside impl and _explain names them
+            xp = np if not arrays or type(arrays[0]) is np.ndarray else _xp(arrays)
+            out = prim.impl(xp, *arrays, **params)
+        except (ValueError, TypeError, IndexError, RuntimeError, AttributeError) as e:
             _explain(prim, args, params, e)
     else:
         out = interp.process(prim, [interp.lift(a) for a in args], params)
@@ -151,3 +158,6 @@ def bind(prim: Primitive, *args, **params):
                 tape.record(prim, args, params, result)
                 break
     return result
+
+
+Primitive.__call__ = bind  # prim(*tensors, **params) binds it (no extra Python frame)

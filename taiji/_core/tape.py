@@ -12,14 +12,22 @@ import sys
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+_inside: dict = {}  # code object -> is it taiji's own code? (cached: this runs per op)
+
+
 def user_frame(skip: int = 2):
     """(filename, lineno) of the innermost frame outside the taiji package."""
     f = sys._getframe(skip)
-    while f is not None and f.f_code.co_filename.startswith(_PKG):
+    inside = _inside
+    while f is not None:
+        code = f.f_code
+        r = inside.get(code)
+        if r is None:
+            r = inside[code] = code.co_filename.startswith(_PKG)
+        if not r:
+            return (code.co_filename, f.f_lineno)
         f = f.f_back
-    if f is None:
-        return ("<unknown>", 0)
-    return (f.f_code.co_filename, f.f_lineno)
+    return ("<unknown>", 0)
 
 
 class Node:

@@ -14,7 +14,7 @@ def broadcast_shapes(*shapes, op: str = "op") -> tuple:
             d = s[axis] if -axis <= len(s) else 1
             if d != 1:
                 if size != 1 and d != size:
-                    raise ValueError(
+                    raise RuntimeError(
                         f"{op}: shapes {' and '.join(str(tuple(x)) for x in shapes)} cannot be "
                         f"broadcast: dimension {axis} is {size} in one and {d} in the other "
                         f"(sizes must match or be 1)")

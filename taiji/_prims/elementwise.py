@@ -79,7 +79,8 @@ sigmoid = unary("sigmoid", _sigmoid, lambda x, y: y * (1.0 - y), float_only=True
 
 def _erf_impl(xp, x):
     from taiji.backends import backend_of_array
-    return backend_of_array(x).erf(x)
+    # 1-D in, reshaped out: the math.erf fallback (no SciPy) breaks on a 0-d array
+    return backend_of_array(x).erf(x.reshape(-1)).reshape(x.shape)
 
 
 erf = unary("erf", _erf_impl, lambda x, y: (2.0 / SQRT_PI) * (-(x * x)).exp(), float_only=True)
@@ -183,8 +184,10 @@ def binary(name: str, impl, dx=None, dy=None, bool_out: bool = False,
     if dx is not None or dy is not None:
         def vjp(g, ins, out):
             x, y = ins
-            gx = unbroadcast(g * dx(x, y, out), x.shape) if dx and x.requires_grad else None
-            gy = unbroadcast(g * dy(x, y, out), y.shape) if dy and y.requires_grad else None
+            gx = unbroadcast(_scale(g, dx, x, y, out), x.shape) \
+                if dx and x.requires_grad else None
+            gy = unbroadcast(_scale(g, dy, x, y, out), y.shape) \
+                if dy and y.requires_grad else None
             return gx, gy
 
         def jvp(ts, ins, out):
@@ -202,6 +205,15 @@ def binary(name: str, impl, dx=None, dy=None, bool_out: bool = False,
         p.def_jvp(jvp)
     p.def_batch(_binary_batch(p))
     return p
+
+
+def _scale(g, d, x, y, out):
+    """g * d(x, y, out), skipping the multiply for the constant derivatives +-1."""
+    if d is _one:
+        return g
+    if d is _minus_one:
+        return neg(g)
+    return g * d(x, y, out)
 
 
 def _one(x, y, out):

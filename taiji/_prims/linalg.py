@@ -86,19 +86,40 @@ def _einsum_vjp(g, ins, out, *, spec):
             res.append(None)
             continue
         sub = subs[i]
-        if len(set(sub)) != len(sub):
-            raise NotImplementedError(f"einsum: gradient of an operand with a repeated index "
-                                      f"('{sub}' in '{spec}') is not supported")
+        uniq = "".join(dict.fromkeys(sub))  # a repeated index ('ii') reads a diagonal
+        ushape = tuple(x.shape[sub.index(c)] for c in uniq)
         others = [s for j, s in enumerate(subs) if j != i]
         avail = set(osub).union(*others) if others else set(osub)
-        kept = "".join(c for c in sub if c in avail)
+        kept = "".join(c for c in uniq if c in avail)
         r = einsum(g, *[t for j, t in enumerate(ins) if j != i],
                    spec=",".join([osub] + others) + "->" + kept)
-        if kept != sub:  # indices summed away inside operand i alone: broadcast back
-            shape = tuple(x.shape[k] if c in avail else 1 for k, c in enumerate(sub))
-            r = r.reshape(shape).expand(x.shape)
+        if kept != uniq:  # indices summed away inside operand i alone: broadcast back
+            shape = tuple(n if c in avail else 1 for c, n in zip(uniq, ushape))
+            r = r.reshape(shape).expand(ushape)
+        if uniq != sub:
+            r = _onto_diagonal(r, uniq, sub, x, spec)
         res.append(r)
     return tuple(res)
+
+
+def _onto_diagonal(r, uniq, sub, x, spec):
+    """Place ``r`` (indexed by ``uniq``) on the diagonals that the repeated indices of
+    ``sub`` read: each repeat gets a fresh letter tied to the first by an identity matrix."""
+    import numpy as np
+    from taiji._ops import const
+    fresh = iter(c for c in "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ"
+                 if c not in spec)
+    new, eyes, seen = [], [], set()
+    for k, c in enumerate(sub):
+        if c in seen:
+            f = next(fresh)
+            new.append(f)
+            eyes.append((c + f, const(np.eye(x.shape[k], dtype=x.dtype.np))))
+        else:
+            seen.add(c)
+            new.append(c)
+    return einsum(r, *[e for _, e in eyes],
+                  spec=",".join([uniq] + [s for s, _ in eyes]) + "->" + "".join(new))
 
 
 @einsum.def_jvp

@@ -1,0 +1,300 @@
+"""``taiji.jit``: compile a function (pure, or PyTorch-style with implicit state) into one
+static graph per signature."""
+from __future__ import annotations
+
+import functools
+import time
+from dataclasses import dataclass
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from taiji import _dtypes as dt
+from taiji._core.interpreters import STATE
+from taiji._core.ir import Graph, eval_graph
+from taiji.compiler import passes as P
+from taiji.compiler.cache import LRU, config, describe_change, log_compile
+from taiji.compiler.codegen import compile_graph
+from taiji.compiler.trace import TraceResult, trace
+
+
+@dataclass
+class Compiled:
+    """One compiled program and what it needs to run."""
+    result: TraceResult
+    graph: Graph
+    fn: Callable
+    source: str
+    compile_seconds: float
+
+
+class Lowered:
+    """What ``f.lower(*args)`` returns: the graph, the generated source, a cost estimate."""
+
+    def __init__(self, compiled: Compiled):
+        self._c = compiled
+
+    @property
+    def graph(self) -> Graph:
+        return self._c.graph
+
+    def as_text(self, optimized: bool = True) -> str:
+        """The graph as Python with shape comments (``optimized=False``: as traced)."""
+        return str(self._c.graph if optimized else self._c.result.graph)
+
+    @property
+    def source(self) -> str:
+        """The generated Python source that runs."""
+        return self._c.source
+
+    def cost_analysis(self) -> dict:
+        """Estimated flops and bytes moved by one run."""
+        return cost_analysis(self._c.graph)
+
+    def compile(self) -> Callable:
+        return self._c.fn
+
+
+def cost_analysis(g: Graph) -> dict:
+    flops = 0
+    nbytes = 0
+    for e in g.eqns:
+        outs = e.outputs
+        n_out = sum(int(np.prod(o.shape)) for o in outs)
+        if e.prim.name == "matmul":
+            a, b = e.inputs
+            k = a.shape[-1]
+            flops += 2 * n_out * k
+        elif e.prim.name in ("reshape", "transpose", "broadcast_to", "slice"):
+            pass
+        else:
+            flops += n_out
+        for v in list(e.inputs) + list(outs):
+            nbytes += int(np.prod(v.shape)) * v.dtype.itemsize
+    return {"flops": float(flops), "bytes accessed": float(nbytes), "equations": len(g.eqns)}
+
+
+def _static_key(v, what):
+    try:
+        hash(v)
+    except TypeError:
+        raise TypeError(f"jit: {what} must be hashable to be static, got "
+                        f"{type(v).__name__}; pass a tuple instead of a list, or make it a "
+                        f"traced tensor") from None
+    return (type(v).__name__, v)
+
+
+class JitFunction:
+    """A function compiled by ``taiji.jit``; call it like the original."""
+
+    def __init__(self, fn: Callable, static_argnums=(), static_argnames=(), donate_argnums=()):
+        functools.update_wrapper(self, fn)
+        self.fn = fn
+        self.static_argnums = (static_argnums,) if isinstance(static_argnums, int) else \
+            tuple(static_argnums)
+        self.static_argnames = (static_argnames,) if isinstance(static_argnames, str) else \
+            tuple(static_argnames)
+        self.donate_argnums = donate_argnums
+        self._cache = LRU(config.cache_size)
+        self._last_key = None
+        self.compile_log: list[tuple[str, float]] = []
+
+    def __get__(self, obj, objtype=None):
+        if obj is None:
+            return self
+        return functools.partial(self.__call__, obj)
+
+    # ------------------------------------------------------------ signatures
+    def _split(self, args, kwargs):
+        """(key, tensors, rebuild) for a call: tensors are the traced leaves."""
+        from taiji import _tree
+        from taiji._ops import Tensor
+        static = []
+        dyn_args = []
+        for i, a in enumerate(args):
+            if i in self.static_argnums:
+                static.append((i, _static_key(a, f"static argument {i}")))
+                dyn_args.append(None)
+            else:
+                dyn_args.append(a)
+        dyn_kwargs = {}
+        for k, v in kwargs.items():
+            if k in self.static_argnames:
+                static.append((k, _static_key(v, f"static argument '{k}'")))
+            else:
+                dyn_kwargs[k] = v
+        leaves, treedef = _tree.tree_flatten((dyn_args, dyn_kwargs))
+        tensors, spec, slots = [], [], []
+        for leaf in leaves:
+            if isinstance(leaf, np.ndarray):
+                from taiji._creation import from_numpy
+                leaf = from_numpy(leaf)
+            elif isinstance(leaf, float):
+                from taiji._ops import scalar
+                leaf = scalar(leaf, dt.get_default_dtype())
+            if isinstance(leaf, Tensor):
+                p = leaf._data
+                if not hasattr(p, "__array__") and hasattr(p, "concrete_error"):
+                    raise RuntimeError("jit: a traced tensor was passed in from outside")
+                tensors.append(leaf)
+                spec.append(("T", tuple(leaf.shape), leaf.dtype, leaf._requires_grad))
+                slots.append(None)
+            else:
+                spec.append(("S", _static_key(leaf, "a non-tensor argument")))
+                slots.append(leaf)
+        key = (treedef, tuple(spec), tuple(static), STATE.grad_enabled)
+
+        def rebuild(traced):
+            it = iter(traced)
+            filled = [next(it) if s is None else s for s in slots]
+            a, kw = _tree.tree_unflatten(treedef, filled)
+            a = [args[i] if i in self.static_argnums else x for i, x in enumerate(a)]
+            kw = dict(kw)
+            for k in self.static_argnames:
+                if k in kwargs:
+                    kw[k] = kwargs[k]
+            return a, kw
+        return key, tensors, rebuild
+
+    # ------------------------------------------------------------ compile / run
+    def _compile(self, key, tensors, rebuild) -> Compiled:
+        t0 = time.perf_counter()
+        res = trace(self.fn, tensors, rebuild)
+        g = P.optimize(res.graph)
+        n_user = res.n_user_outputs
+        state = frozenset(range(n_user, n_user + len(res.mutated)))
+        g = P.plan_memory(g, state)
+        fn, src = compile_graph(g, g.plan)
+        dt_ = time.perf_counter() - t0
+        reason = describe_change(self._last_key, key) if key is not None else \
+            "captured state changed (a captured tensor's shape or .grad presence)"
+        self.compile_log.append((reason, dt_))
+        log_compile(f"compiled {getattr(self.fn, '__qualname__', self.fn)} in "
+                    f"{dt_ * 1e3:.1f} ms ({len(g.eqns)} equations); reason: {reason}")
+        return Compiled(res, g, fn, src, dt_)
+
+    def _lookup(self, args, kwargs):
+        """The compiled variant for this call: the key covers the arguments; each key keeps
+        variants for different states of the captured tensors (shapes, .grad presence)."""
+        key, tensors, rebuild = self._split(args, kwargs)
+        variants = self._cache.get(key)
+        entry = None
+        if variants is not None:
+            entry = next((v for v in variants if _guards_hold(v.result)), None)
+        if entry is None:
+            entry = self._compile(key if variants is None else None, tensors, rebuild)
+            if variants is None:
+                variants = []
+                self._cache.put(key, variants)
+            variants.append(entry)
+        self._last_key = key
+        return entry, tensors
+
+    def lower(self, *args, **kwargs) -> Lowered:
+        """Trace and compile for these arguments without running; see ``Lowered``."""
+        entry, _ = self._lookup(args, kwargs)
+        return Lowered(entry)
+
+    def __call__(self, *args, **kwargs):
+        if STATE.interp is not None:  # inside another trace or transform: inline
+            return self.fn(*args, **kwargs)
+        entry, tensors = self._lookup(args, kwargs)
+        res = entry.result
+        caps = res.captures
+        if STATE.grad_enabled and res.outputs_need_grad and not res.saw_backward:
+            return _run_differentiable(entry, tensors)
+        for fn in res.prologue:
+            fn()
+        outs = entry.fn(*[t._data for t in tensors], *[c.tensor._data for c in caps])
+        return _finish(res, outs)
+
+
+def _guards_hold(res: TraceResult) -> bool:
+    for c in res.captures:
+        p = c.tensor._data
+        if p.shape != c.var.aval.shape or (c.tensor.grad is None) != (c.grad is None):
+            return False
+    return True
+
+
+def _finish(res: TraceResult, outs):
+    """Write back mutated state and grads; build the user's outputs."""
+    from taiji._ops import Tensor
+    from taiji import _tree
+    n = res.n_user_outputs
+    caps = res.captures
+    k = n
+    for i in res.mutated:
+        t = caps[i].tensor
+        new = outs[k]
+        k += 1
+        old = t._data
+        if type(old) is np.ndarray and old.flags.writeable and old.shape == new.shape:
+            np.copyto(old, new)
+        else:
+            t._data = new
+        t._version += 1
+    for i, kind in res.grads:
+        t = caps[i].tensor
+        if kind == "none":
+            t.grad = None
+        else:
+            t.grad = Tensor._from_payload(outs[k])
+            k += 1
+    it = iter(outs[:n])
+    leaves = [Tensor._from_payload(next(it)) if s is None else s for s in res.out_static]
+    return _tree.tree_unflatten(res.out_tree, leaves)
+
+
+def _run_differentiable(entry: Compiled, tensors):
+    """Evaluate the graph op by op with autograd recording, so the outputs carry history
+    (``grad(jit(f))``, or ``jit(f)(x).backward()`` outside)."""
+    from taiji import _tree
+    res = entry.result
+    caps = res.captures
+    outs = eval_graph(entry.graph, [*tensors, *[c.tensor for c in caps]])
+    n = res.n_user_outputs
+    k = n
+    for i in res.mutated:
+        caps[i].tensor._assign(outs[k])
+        k += 1
+    for i, kind in res.grads:
+        if kind == "none":
+            caps[i].tensor.grad = None
+        else:
+            caps[i].tensor.grad = outs[k]
+            k += 1
+    it = iter(outs[:n])
+    leaves = [next(it) if s is None else s for s in res.out_static]
+    return _tree.tree_unflatten(res.out_tree, leaves)
+
+
+def jit(fn: Callable | None = None, *, static_argnums: int | Sequence[int] = (),
+        static_argnames: str | Sequence[str] = (), donate_argnums=()) -> Any:
+    """Compile ``fn`` into one static graph per signature (JAX's ``jax.jit``).
+
+    The function may be pure (JAX style) or PyTorch style: tensors it reads from closures
+    (parameters, optimizer state, the global RNG) become implicit inputs and the ones it
+    mutates (``opt.step()``, ``loss.backward()`` filling ``.grad``) are written back after
+    each call.
+
+    Args:
+        fn: the function to compile.
+        static_argnums / static_argnames: arguments that are Python values baked into the
+            program (each distinct value compiles once); they must be hashable.
+        donate_argnums: accepted for JAX compatibility.
+
+    Returns:
+        A callable ``JitFunction`` with ``.lower(*args)`` for inspection.
+
+    Example:
+        >>> @taiji.jit
+        ... def f(x):
+        ...     return (x * 2).sum()
+        >>> f(taiji.ones(3))
+        tensor(6.)
+    """
+    if fn is None:
+        return functools.partial(jit, static_argnums=static_argnums,
+                                 static_argnames=static_argnames, donate_argnums=donate_argnums)
+    return JitFunction(fn, static_argnums, static_argnames, donate_argnums)

@@ -1,0 +1,194 @@
+"""Graph passes. Each is a function ``Graph -> Graph`` that adds its name to the header, so
+``print(graph)`` shows what ran. Every primitive is pure, which is what makes dead-code
+elimination, CSE and constant folding safe.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from taiji._core.ir import Eqn, Graph, Literal, Var
+
+MAX_FOLD_ELEMENTS = 1 << 16  # fold constants up to this size; larger ones stay computed
+
+
+def _subst(v, env):
+    while not isinstance(v, Literal) and id(v) in env:
+        v = env[id(v)]
+    return v
+
+
+def dce(g: Graph) -> Graph:
+    """Drop equations whose outputs nothing uses."""
+    live = {id(v) for v in g.outputs if isinstance(v, Var)}
+    kept = []
+    for e in reversed(g.eqns):
+        if any(id(o) in live for o in e.outputs):
+            kept.append(e)
+            live.update(id(v) for v in e.inputs if isinstance(v, Var))
+    kept.reverse()
+    return g.with_eqns(kept, note=f"dce (removed {len(g.eqns) - len(kept)})")
+
+
+def _key(v):
+    return v.key() if isinstance(v, Literal) else ("var", id(v))
+
+
+def _hashable(params):
+    try:
+        items = tuple(sorted(params.items()))
+        hash(items)
+        return items
+    except TypeError:
+        return None
+
+
+def cse(g: Graph) -> Graph:
+    """Reuse the result of an identical earlier equation (same primitive, inputs, params)."""
+    seen, env, eqns = {}, {}, []
+    for e in g.eqns:
+        ins = [_subst(v, env) for v in e.inputs]
+        prm = _hashable(e.params)
+        k = None if prm is None else (e.prim.name, tuple(_key(v) for v in ins), prm)
+        if k is not None and k in seen:
+            for o, prev in zip(e.outputs, seen[k].outputs):
+                env[id(o)] = prev
+            continue
+        ne = Eqn(e.prim, ins, e.params, e.outputs, e.where)
+        if k is not None:
+            seen[k] = ne
+        eqns.append(ne)
+    outs = [_subst(v, env) for v in g.outputs]
+    return g.with_eqns(eqns, outs, note=f"cse (merged {len(g.eqns) - len(eqns)})")
+
+
+def fold_constants(g: Graph) -> Graph:
+    """Evaluate equations whose inputs are all constants (small results only)."""
+    env, eqns, folded = {}, [], 0
+    for e in g.eqns:
+        ins = [_subst(v, env) for v in e.inputs]
+        small = all(np.prod(o.shape, dtype=np.int64) <= MAX_FOLD_ELEMENTS for o in e.outputs)
+        if ins and all(isinstance(v, Literal) for v in ins) and small:
+            out = e.prim.impl(np, *[v.value for v in ins], **e.params)
+            outs = out if e.prim.multiple_results else (out,)
+            for o, val in zip(e.outputs, outs):
+                env[id(o)] = Literal(np.asarray(val))
+            folded += 1
+            continue
+        eqns.append(Eqn(e.prim, ins, e.params, e.outputs, e.where))
+    outs = [_subst(v, env) for v in g.outputs]
+    return g.with_eqns(eqns, outs, note=f"fold_constants (folded {folded})")
+
+
+def _is_const(v, value) -> bool:
+    return isinstance(v, Literal) and v.value.size == 1 and v.value.reshape(()) == value
+
+
+def simplify(g: Graph) -> Graph:
+    """Algebraic identities: x*1, x+0, x-0, x/1, no-op reshape/transpose/broadcast/convert,
+    transpose of transpose, reshape of reshape, neg of neg."""
+    env, eqns, producer, n = {}, [], {}, 0
+    for e in g.eqns:
+        ins = [_subst(v, env) for v in e.inputs]
+        o = e.outputs[0]
+        p, prm = e.prim.name, e.params
+        alias = None
+        if p in ("mul", "div") and _is_const(ins[1], 1) and ins[0].aval == o.aval:
+            alias = ins[0]
+        elif p == "mul" and _is_const(ins[0], 1) and ins[1].aval == o.aval:
+            alias = ins[1]
+        elif p in ("add", "sub") and _is_const(ins[1], 0) and ins[0].aval == o.aval:
+            alias = ins[0]
+        elif p == "add" and _is_const(ins[0], 0) and ins[1].aval == o.aval:
+            alias = ins[1]
+        elif p in ("reshape", "broadcast_to") and ins[0].shape == o.shape:
+            alias = ins[0]
+        elif p == "convert_element_type" and ins[0].dtype is o.dtype:
+            alias = ins[0]
+        elif p == "transpose" and prm["perm"] == tuple(range(len(prm["perm"]))):
+            alias = ins[0]
+        elif p == "neg" and id(ins[0]) in producer and producer[id(ins[0])].prim.name == "neg":
+            alias = producer[id(ins[0])].inputs[0]
+        if alias is not None:
+            env[id(o)] = alias
+            n += 1
+            continue
+        src = producer.get(id(ins[0])) if ins and isinstance(ins[0], Var) else None
+        if src is not None and p == "transpose" and src.prim.name == "transpose":
+            perm = tuple(src.params["perm"][i] for i in prm["perm"])
+            ins, prm, n = [src.inputs[0]], {"perm": perm}, n + 1
+            if perm == tuple(range(len(perm))):
+                env[id(o)] = src.inputs[0]
+                continue
+        elif src is not None and p == "reshape" and src.prim.name == "reshape":
+            ins, n = [src.inputs[0]], n + 1
+            if src.inputs[0].shape == o.shape:
+                env[id(o)] = src.inputs[0]
+                continue
+        ne = Eqn(e.prim, ins, prm, e.outputs, e.where)
+        for out in e.outputs:
+            producer[id(out)] = ne
+        eqns.append(ne)
+    outs = [_subst(v, env) for v in g.outputs]
+    return g.with_eqns(eqns, outs, note=f"simplify (rewrote {n})")
+
+
+def plan_memory(g: Graph, reusable_outputs: frozenset = frozenset()) -> Graph:
+    """Give intermediate results preallocated buffers, reusing a buffer once every value
+    stored in it (and every view of it) is dead. Graph outputs are handed to the caller and
+    get new memory on every run, except those listed in ``reusable_outputs`` (indices of
+    outputs the caller copies out at once, such as updated state)."""
+    from taiji.compiler.codegen import OUT_CAPABLE, VIEW_PRIMS
+    escaping = {id(v) for i, v in enumerate(g.outputs)
+                if isinstance(v, Var) and i not in reusable_outputs}
+    # the storage a value lives in: views share their source's storage
+    root = {}
+    for e in g.eqns:
+        if e.prim.name in VIEW_PRIMS and isinstance(e.inputs[0], Var):
+            root[id(e.outputs[0])] = root.get(id(e.inputs[0]), id(e.inputs[0]))
+
+    def base(v):
+        return root.get(id(v), id(v))
+    last = {}
+    for i, e in enumerate(g.eqns):
+        for v in e.inputs:
+            if isinstance(v, Var):
+                last[base(v)] = i
+    end = len(g.eqns)
+    for v in g.outputs:
+        if isinstance(v, Var):
+            last[base(v)] = end
+    escaping = {root.get(v, v) for v in escaping}  # storage that leaves the function
+    plan, pool, live, reused = {}, {}, [], 0
+    for i, e in enumerate(g.eqns):
+        still = []
+        for (b, key, arr) in live:
+            if last.get(b, -1) < i:
+                pool.setdefault(key, []).append(arr)
+            else:
+                still.append((b, key, arr))
+        live = still
+        if len(e.outputs) != 1 or e.prim.name not in OUT_CAPABLE:
+            continue
+        o = e.outputs[0]
+        if id(o) in escaping or not o.shape:
+            continue
+        key = (o.shape, o.dtype.np)
+        if pool.get(key):
+            arr = pool[key].pop()
+            reused += 1
+        else:
+            arr = np.empty(o.shape, o.dtype.np)
+        plan[id(o)] = arr
+        live.append((id(o), key, arr))
+    out = g.with_eqns(list(g.eqns), note=f"plan_memory ({len(plan)} buffers, {reused} reused)")
+    out.plan = plan
+    return out
+
+
+DEFAULT_PASSES = (dce, cse, fold_constants, simplify, dce)
+
+
+def optimize(g: Graph, passes=DEFAULT_PASSES) -> Graph:
+    for p in passes:
+        g = p(g)
+    return g
