@@ -49,5 +49,8 @@ from taiji.autograd import (  # noqa: F401
     no_grad, enable_grad, set_grad_enabled, is_grad_enabled, inference_mode,
 )
 from taiji import autograd, random  # noqa: F401
+from taiji.compiler.api import jit  # noqa: F401
+from taiji.compiler.trace import TracerError  # noqa: F401
+from taiji.control_flow import cond, switch, while_loop, fori_loop, scan  # noqa: F401
 
 __version__ = "0.1.0"

@@ -78,8 +78,40 @@ def _expand_index(x, idx):
     return out
 
 
+def _int_first(idx):
+    """PyTorch applies integer indices before advanced ones: ``x[1, :, [0, 2]]`` is
+    ``x[1][:, [0, 2]]`` (NumPy would put the broadcast dims first). Returns the two passes,
+    or None when the index mixes no ints with arrays."""
+    if not isinstance(idx, tuple):
+        return None
+    def is_int(v):
+        return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+    def is_adv(v):
+        return not (v is None or v is Ellipsis or isinstance(v, (slice, bool, np.bool_))
+                    or is_int(v))
+    if not any(is_int(v) for v in idx) or not any(is_adv(v) for v in idx):
+        return None
+    first, second = [], []
+    for v in idx:
+        if is_int(v):
+            first.append(v)
+        elif v is None or isinstance(v, (bool, np.bool_)):
+            second.append(v)
+        elif v is Ellipsis or isinstance(v, slice):
+            first.append(v if v is Ellipsis else slice(None))
+            second.append(v)
+        else:
+            t = _index_tensor(v)
+            first.extend([slice(None)] * (t.ndim if t.dtype is dt.bool_ else 1))
+            second.append(t)
+    return tuple(first), tuple(second)
+
+
 def getitem(x, idx):
     """``x[idx]``: ints, slices (step > 0), None, Ellipsis, integer arrays, bool masks."""
+    passes = _int_first(idx)
+    if passes is not None:
+        return getitem(getitem(x, passes[0]), passes[1])
     entries = _expand_index(x, idx)
     has_adv = any(isinstance(e, O.Tensor) for e in entries)
     spec, squeeze_dims, new_dims, adv = [], [], [], []
@@ -176,7 +208,11 @@ def setitem(x, idx, value):
     it); otherwise the update is functional and differentiable."""
     if STATE.interp is None and _grad_inplace_ok(x, value) and _is_concrete(x):
         v = value._data if isinstance(value, O.Tensor) else value
-        x._data[_np_index(idx)] = v
+        passes = _int_first(idx)
+        if passes is None:
+            x._data[_np_index(idx)] = v
+        else:  # ints first (a NumPy view), then the advanced part: PyTorch's order
+            x._data[_np_index(passes[0])][_np_index(passes[1])] = v
         x._version += 1
         return
     pos = getitem(O.const(np.arange(x.numel(), dtype=np.int64).reshape(x.shape)), idx)

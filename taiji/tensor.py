@@ -28,7 +28,7 @@ class Tensor:
         tensor([2., 4.])
     """
 
-    __slots__ = ("_data", "_requires_grad", "grad", "_node", "_out_idx", "_version",
+    __slots__ = ("_data", "_requires_grad", "_grad", "_node", "_out_idx", "_version",
                  "_hooks", "_retains_grad", "__weakref__")
     __array_priority__ = 1000  # NumPy defers binary operators to Tensor
 
@@ -37,7 +37,7 @@ class Tensor:
         t = object.__new__(Tensor)
         t._data = payload
         t._requires_grad = requires_grad
-        t.grad = None
+        t._grad = None
         t._node = None
         t._out_idx = 0
         t._version = 0
@@ -55,7 +55,7 @@ class Tensor:
     def __setstate_from(self, payload):
         self._data = payload
         self._requires_grad = False
-        self.grad = None
+        self._grad = None
         self._node = None
         self._out_idx = 0
         self._version = 0
@@ -118,6 +118,18 @@ class Tensor:
         return self._node
 
     @property
+    def grad(self):
+        """The accumulated gradient (None until a backward pass reaches this leaf)."""
+        return self._grad
+
+    @grad.setter
+    def grad(self, value):
+        interp = STATE.interp
+        if interp is not None and hasattr(interp, "note_grad_write"):
+            interp.note_grad_write(self)  # jit: this assignment is implicit output state
+        self._grad = value
+
+    @property
     def requires_grad(self) -> bool:
         return self._requires_grad
 
@@ -172,6 +184,8 @@ class Tensor:
         d = self._data
         if type(d) is np.ndarray:
             return d
+        if hasattr(d, "concrete_value"):  # e.g. a jvp tracer: its primal is known
+            return d.concrete_value(what)
         if hasattr(d, "concrete_error"):
             d.concrete_error(what)
         from taiji.backends import backend_of_array
@@ -619,7 +633,8 @@ class Tensor:
         return O.const(_zeros(self))
 
     def ones_like(self):
-        return O.const(_zeros(self) + 1)
+        # (not ``_zeros(self) + 1``: on a 0-d array that gives a NumPy scalar, not an array)
+        return O.const(_zeros(self, ones=True))
 
     def new_zeros(self, *size, dtype=None):
         from taiji._creation import zeros
@@ -641,10 +656,11 @@ class Tensor:
         return tensor(data, dtype=dtype or self.dtype, device=self.device)
 
 
-def _zeros(t):
-    """A zero array shaped like ``t`` on its device, even while ``t`` is traced."""
+def _zeros(t, ones=False):
+    """A zero (or one) array shaped like ``t`` on its device, even while ``t`` is traced."""
     from taiji._device import backend_for_payload
-    return backend_for_payload(t._data).xp.zeros(t.shape, dtype=t.dtype.np)
+    xp = backend_for_payload(t._data).xp
+    return (xp.ones if ones else xp.zeros)(t.shape, dtype=t.dtype.np)
 
 
 class _no_grad:

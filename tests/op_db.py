@@ -239,7 +239,7 @@ add(
     OpInfo("ceil", _call("ceil"), np.ceil, unary(bad=near_int), int_dtypes=INT),
     OpInfo("trunc", _call("trunc"), np.trunc, unary(bad=near_int), int_dtypes=INT),
     OpInfo("round", _call("round"), lambda x, decimals=0: np.round(x, decimals),
-           unary(-5, 5, bad=near_half, extra=[dict(decimals=1)]), int_dtypes=INT),
+           unary(-5, 5, bad=near_half, extra=[dict(decimals=1)])),
     OpInfo("clamp", _call("clamp"), lambda x, min=None, max=None: np.clip(x, min, max),
            _clamp_samples, int_dtypes=INT),
     OpInfo("isnan", _call("isnan"), np.isnan, lambda dt, rng: _nonfinite(dt, rng),
@@ -659,6 +659,34 @@ def _setitem_samples(dtype, rng):
     return out
 
 
+def torch_index(idx):
+    """PyTorch applies integer indices before advanced ones (``x[1, :, [0, 2]]`` is
+    ``x[1][:, [0, 2]]``), where NumPy would move the broadcast index dims to the front.
+    Returns the two NumPy index passes that give PyTorch's result."""
+    if not isinstance(idx, tuple) or not any(isinstance(i, int) for i in idx) or not any(
+            isinstance(i, np.ndarray) for i in idx):
+        return (idx,)
+    first, second = [], []
+    for i in idx:
+        if isinstance(i, int):
+            first.append(i)
+        elif i is None:
+            second.append(i)
+        elif isinstance(i, np.ndarray) and i.dtype == np.bool_:
+            first.extend([slice(None)] * i.ndim)
+            second.append(i)
+        else:
+            first.append(i if i is Ellipsis else slice(None))
+            second.append(i)
+    return tuple(first), tuple(second)
+
+
+def _np_getitem(x, idx):
+    for i in torch_index(idx):
+        x = x[i]
+    return x
+
+
 def _setitem(m, x, v, idx):
     y = x.clone()
     y[idx] = v
@@ -744,7 +772,7 @@ def _np_one_hot(x, num_classes=-1):
 
 
 add(
-    OpInfo("getitem", lambda m, x, idx: x[idx], lambda x, idx: x[idx], _getitem_samples,
+    OpInfo("getitem", lambda m, x, idx: x[idx], _np_getitem, _getitem_samples,
            int_dtypes=SH),
     OpInfo("setitem", _setitem, _np_setitem, _setitem_samples, int_dtypes=SH),
     OpInfo("gather", _call("gather"), lambda x, dim, index: np.take_along_axis(x, index, dim),

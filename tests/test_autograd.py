@@ -475,3 +475,33 @@ def test_grads_match_torch_on_a_small_network():
         loss.backward()
     for a, b in zip(ours, theirs):
         np.testing.assert_allclose(a.grad.numpy(), b.grad.numpy(), rtol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [taiji.float16, taiji.bfloat16, taiji.float32,
+                                   taiji.float64])
+def test_backward_in_every_float_dtype(dtype):
+    # a 0-d seed of a low-precision dtype must stay an array (bfloat16 used to fail)
+    x = taiji.tensor([1.0, 2.0], dtype=dtype, requires_grad=True)
+    (x * x).sum().backward()
+    assert x.grad.dtype is dtype and x.grad.tolist() == [2.0, 4.0]
+    s = taiji.tensor(3.0, dtype=dtype, requires_grad=True)
+    (s * s).backward()
+    assert s.grad.dtype is dtype and s.grad.item() == 6.0
+
+
+def test_grad_through_casts_returns_leaf_dtype():
+    x = taiji.tensor([1.0, 2.0], requires_grad=True)
+    (x.double() * 2).sum().backward()
+    assert x.grad.dtype is taiji.float32 and x.grad.tolist() == [2.0, 2.0]
+    x.grad = None
+    (x * taiji.tensor([1.0, 3.0], dtype=taiji.float64)).sum().backward()
+    assert x.grad.dtype is taiji.float32 and x.grad.tolist() == [1.0, 3.0]
+    x.grad = None
+    (x * 2).backward(taiji.tensor([1, 2]))   # integer gradient= is converted
+    assert x.grad.dtype is taiji.float32 and x.grad.tolist() == [2.0, 4.0]
+
+
+def test_ones_like_of_zero_dim_is_an_array():
+    o = taiji.tensor(2.0, dtype=taiji.bfloat16).ones_like()
+    assert o.shape == () and o.dtype is taiji.bfloat16 and o.item() == 1.0
+    assert isinstance(o.numpy(), np.ndarray)

@@ -22,6 +22,8 @@ def to_torch(a):
 
 
 def _np(t):
+    if isinstance(t, np.ndarray):
+        return t
     if isinstance(t, torch.Tensor):
         return t.detach().numpy()
     return t.numpy()
@@ -75,13 +77,22 @@ def _grads(op, s, m, to, leaf, grad, call, rng_seed):
 def test_gradients_match_torch(op, dtype):
     samples = [s for s in sample_inputs(op, dtype) if s.grad]
     assert samples
+    untested = []
     for s in samples:
         got = _grads(op, s, taiji, to_taiji,
                      lambda a: taiji.tensor(a.copy(), requires_grad=True),
                      lambda o, x, v: taiji.autograd.grad(o, x, v, allow_unused=True),
                      op.fn, 1)
-        want = _grads(op, s, torch, to_torch,
-                      lambda a: to_torch(a).requires_grad_(True),
-                      lambda o, x, v: torch.autograd.grad(o, x, v, allow_unused=True),
-                      op.torch_fn or op.fn, 1)
+        try:
+            want = _grads(op, s, torch, to_torch,
+                          lambda a: to_torch(a).requires_grad_(True),
+                          lambda o, x, v: torch.autograd.grad(o, x, v, allow_unused=True),
+                          op.torch_fn or op.fn, 1)
+        except RuntimeError as e:  # e.g. `2.0 % x`: torch has no derivative for it
+            if "not implemented" not in str(e):
+                raise
+            untested.append(f"{s}: {e}")
+            continue
         _compare(op, s, got, want, dtype, "gradient")
+    # taiji's gradcheck still covers such samples; most must be comparable with torch
+    assert len(untested) < len(samples), untested

@@ -122,9 +122,11 @@ def _fmt_param(v) -> str:
 
 
 def graph_to_text(g: Graph, name: str = "f") -> str:
-    """The graph as Python source with one shape comment per line."""
+    """The graph as Python source with one shape comment per line. Sub-graphs (a loop's
+    condition and body) are printed first as their own functions and named in params."""
     names: dict[int, str] = {}
     counter = itertools.count()
+    subs: list[str] = []
 
     def nm(v):
         if isinstance(v, Literal):
@@ -136,18 +138,25 @@ def graph_to_text(g: Graph, name: str = "f") -> str:
             names[id(v)] = f"t{next(counter)}"
         return names[id(v)]
 
+    def param(k, v):
+        if isinstance(v, Graph):
+            sub = f"{name}_{k}{len(subs)}"
+            subs.append(graph_to_text(v, sub))
+            return sub
+        return _fmt_param(v)
+
     lines = [f"# pass: {h}" for h in g.header]
     args = ", ".join(f"{nm(v)}: '{v.aval.str_short()}'" for v in g.inputs)
     lines.append(f"def {name}({args}):")
     for e in g.eqns:
         outs = ", ".join(nm(o) for o in e.outputs)
         ins = [nm(v) for v in e.inputs]
-        ins += [f"{k}={_fmt_param(v)}" for k, v in e.params.items()]
+        ins += [f"{k}={param(k, v)}" for k, v in e.params.items()]
         shapes = ", ".join(o.aval.str_short() for o in e.outputs)
         lines.append(f"    {outs} = {e.prim.name}({', '.join(ins)})  # {shapes}")
     outs = ", ".join(nm(v) for v in g.outputs)
     lines.append(f"    return ({outs}{',' if len(g.outputs) == 1 else ''})")
-    return "\n".join(lines)
+    return "\n\n".join(subs + ["\n".join(lines)])
 
 
 def eval_graph(g: Graph, args: list) -> list:

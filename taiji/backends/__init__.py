@@ -1,4 +1,6 @@
 """Backends: each is a small object behind the `xp` seam (see numpy_backend)."""
+import numpy as _np
+
 from taiji.backends.numpy_backend import numpy_backend, Backend
 
 _BACKENDS = {"cpu": numpy_backend}
@@ -20,7 +22,7 @@ def get_backend(device_type: str) -> "Backend":
 
 def backend_of_array(a) -> "Backend":
     """The backend that owns array ``a`` (NumPy arrays belong to the CPU backend)."""
-    if type(a).__module__.startswith("numpy"):
+    if type(a).__module__.startswith("numpy") or isinstance(a, _np.generic):  # + ml_dtypes
         return numpy_backend
     for b in _BACKENDS.values():
         if b.owns(a):

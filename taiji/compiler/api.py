@@ -75,6 +75,11 @@ def cost_analysis(g: Graph) -> dict:
 
 
 def _static_key(v, what):
+    from taiji._ops import Tensor
+    if isinstance(v, (Tensor, np.ndarray)):
+        raise TypeError(f"jit: {what} is a {type(v).__name__}, but static arguments must be "
+                        f"hashable Python values baked into the program; tensors are traced: "
+                        f"remove it from static_argnums/static_argnames")
     try:
         hash(v)
     except TypeError:
@@ -111,6 +116,12 @@ class JitFunction:
         from taiji._ops import Tensor
         static = []
         dyn_args = []
+        name = getattr(self.fn, "__name__", "f")
+        for i in self.static_argnums:
+            if i >= len(args) or i < -len(args):
+                raise TypeError(f"jit({name}): static_argnums includes {i}, but {name} was "
+                                f"called with {len(args)} positional argument(s); pass that "
+                                f"argument positionally or fix static_argnums")
         for i, a in enumerate(args):
             if i in self.static_argnums:
                 static.append((i, _static_key(a, f"static argument {i}")))
@@ -212,7 +223,9 @@ class JitFunction:
 def _guards_hold(res: TraceResult) -> bool:
     for c in res.captures:
         p = c.tensor._data
-        if p.shape != c.var.aval.shape or (c.tensor.grad is None) != (c.grad is None):
+        if p.shape != c.var.aval.shape or p.dtype != c.var.aval.dtype.np:
+            return False
+        if c.grad_seen and (c.tensor._grad is None) != (c.grad is None):
             return False
     return True
 
@@ -234,12 +247,11 @@ def _finish(res: TraceResult, outs):
         else:
             t._data = new
         t._version += 1
-    for i, kind in res.grads:
-        t = caps[i].tensor
+    for t, kind in res.grads:
         if kind == "none":
-            t.grad = None
+            t._grad = None
         else:
-            t.grad = Tensor._from_payload(outs[k])
+            t._grad = Tensor._from_payload(outs[k])
             k += 1
     it = iter(outs[:n])
     leaves = [Tensor._from_payload(next(it)) if s is None else s for s in res.out_static]
@@ -258,11 +270,11 @@ def _run_differentiable(entry: Compiled, tensors):
     for i in res.mutated:
         caps[i].tensor._assign(outs[k])
         k += 1
-    for i, kind in res.grads:
+    for t, kind in res.grads:
         if kind == "none":
-            caps[i].tensor.grad = None
+            t._grad = None
         else:
-            caps[i].tensor.grad = outs[k]
+            t._grad = outs[k]
             k += 1
     it = iter(outs[:n])
     leaves = [next(it) if s is None else s for s in res.out_static]

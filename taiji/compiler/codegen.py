@@ -113,7 +113,7 @@ def generate(g: Graph, plan: dict | None = None, xp=np) -> tuple[str, dict]:
         if len(e.outputs) == 1 and id(e.outputs[0]) in plan and e.prim.name in OUT_CAPABLE:
             buf = em.const(plan[id(e.outputs[0])], "_b")
         rhs = emit_eqn(em, e, buf)
-        lhs = outs[0] if len(outs) == 1 else ", ".join(outs)
+        lhs = ", ".join(outs) + ("," if e.prim.multiple_results and len(outs) == 1 else "")
         shapes = ", ".join(o.aval.str_short() for o in e.outputs)
         body.append(f"    {lhs} = {rhs}  # {shapes}")
     rets = [em.name(v) for v in g.outputs]

@@ -81,6 +81,7 @@ class Capture:
     grad: Any             # its .grad before tracing
     version: int
     var: Var
+    grad_seen: bool = True  # did the traced code see the pre-call .grad (so it is a guard)?
 
 
 @dataclass
@@ -91,7 +92,7 @@ class TraceResult:
     n_user_outputs: int
     captures: list                # Capture per implicit input, in graph-input order
     mutated: list                 # indices into captures whose value is written back
-    grads: list                   # (capture index, 'set'|'none') for assigned .grad
+    grads: list                   # (tensor, 'set'|'none') for each .grad the code assigned
     saw_backward: bool
     outputs_need_grad: bool
     prologue: list = field(default_factory=list)
@@ -107,6 +108,14 @@ class TraceInterpreter(Interpreter):
         self.done = False
         self.saw_backward = False
         self.prologue: list[Callable] = []
+        self.grad_writes: dict[int, tuple] = {}  # id -> (tensor, .grad before the trace)
+
+    def note_grad_write(self, t) -> None:
+        """``t.grad`` is being assigned inside the trace (remember the original once)."""
+        if id(t) not in self.grad_writes:
+            i = self._captured_ids.get(id(t))
+            orig = self.captures[i].grad if i is not None else t._grad
+            self.grad_writes[id(t)] = (t, orig)
 
     def new_tracer(self, aval: ShapedArray, where=None) -> Tracer:
         return Tracer(Var(aval), self, where or tape.user_frame(3))
@@ -139,7 +148,9 @@ class TraceInterpreter(Interpreter):
         p = t._data
         aval = ShapedArray(tuple(p.shape), from_np(p.dtype))
         tr = self.new_tracer(aval)
-        self.captures.append(Capture(t, p, t.grad, t._version, tr.var))
+        w = self.grad_writes.get(id(t))
+        grad, seen = (w[1], False) if w is not None else (t._grad, True)
+        self.captures.append(Capture(t, p, grad, t._version, tr.var, seen))
         self._captured_ids[id(t)] = len(self.captures) - 1
         t._data = tr
         return tr
@@ -229,14 +240,18 @@ def trace(fn: Callable, args_tensors: list, rebuild: Callable) -> TraceResult:
         if type(final) is Tracer and final.var is not c.var:
             mutated.append(i)
             state_vars.append(final.var)
-        g = c.tensor.grad
-        if g is not c.grad:
-            if g is None:
-                grads.append((i, "none"))
-            else:
-                gp = g._data
-                grads.append((i, "set"))
-                grad_vars.append(gp.var if type(gp) is Tracer else Literal(gp))
+    for t, orig in interp.grad_writes.values():
+        g = t._grad
+        if g is orig:
+            continue
+        if g is None:
+            grads.append((t, "none"))
+        else:
+            gp = g._data
+            if type(gp) is Tracer and gp.trace is not interp:
+                _escaped(gp)
+            grads.append((t, "set"))
+            grad_vars.append(gp.var if type(gp) is Tracer else Literal(gp))
     _restore(interp)
     interp.done = True
     graph = Graph([*in_vars, *[c.var for c in interp.captures]], interp.eqns,
@@ -248,5 +263,6 @@ def trace(fn: Callable, args_tensors: list, rebuild: Callable) -> TraceResult:
 def _restore(interp: TraceInterpreter) -> None:
     for c in interp.captures:
         c.tensor._data = c.payload
-        c.tensor.grad = c.grad
         c.tensor._version = c.version
+    for t, orig in interp.grad_writes.values():
+        t._grad = orig
