@@ -49,6 +49,10 @@ from taiji.autograd import (  # noqa: F401
     no_grad, enable_grad, set_grad_enabled, is_grad_enabled, inference_mode,
 )
 from taiji import autograd, random  # noqa: F401
+from taiji.transforms import (  # noqa: F401
+    grad, value_and_grad, vjp, jvp, linearize, jacrev, jacfwd, hessian, vmap,
+)
+from taiji import tree_util, numpy  # noqa: F401  (taiji.numpy: the jax.numpy-style namespace)
 from taiji.compiler.api import jit  # noqa: F401
 from taiji.compiler.trace import TracerError  # noqa: F401
 from taiji.control_flow import cond, switch, while_loop, fori_loop, scan  # noqa: F401

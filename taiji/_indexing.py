@@ -20,6 +20,9 @@ def _is_concrete(t) -> bool:
 def _index_tensor(v):
     """An index entry (list, ndarray, Tensor) as an integer or bool Tensor."""
     if isinstance(v, O.Tensor):
+        if v.dtype.is_floating_point:
+            raise IndexError(f"tensors used as indices must be long, int, byte or bool "
+                             f"tensors, got {v.dtype}")
         return v
     arr = np.asarray(v)
     if arr.dtype == object or arr.dtype.kind == "f":
@@ -161,11 +164,18 @@ def getitem(x, idx):
     if new_dims:
         y = S.reshape(y, shape=tuple(shape))
     if adv:
-        y = _advanced(y, adv)
-        # dims consumed by advanced indexing shift squeeze positions; ints were advanced then
-    elif squeeze_dims:
+        return O.named(_advanced(y, adv), "Index")
+    if squeeze_dims:
         y = S.reshape(y, shape=tuple(n for i, n in enumerate(y.shape) if i not in squeeze_dims))
+        return O.named(y, "Select")
+    if y is not x:
+        return O.named(y, "Unsqueeze" if y.shape != x.shape and not spec_changed(spec, x)
+                       else "Slice")
     return y
+
+
+def spec_changed(spec, x) -> bool:
+    return any(s != (0, n, 1) for s, n in zip(spec, x.shape))
 
 
 def _advanced(y, adv):

@@ -35,12 +35,20 @@ def const(array, like=None):
     return Tensor._from_payload(interp.const(array))
 
 
-def scalar(value, dtype) -> "Tensor":
-    """A 0-d constant of ``dtype`` (integers wrap around like PyTorch's casts)."""
+def scalar(value, dtype, like=None) -> "Tensor":
+    """A 0-d constant of ``dtype`` (integers wrap around like PyTorch's casts), on the
+    device of tensor ``like`` when given (Python scalars follow the tensor they meet)."""
     try:
-        return const(np.asarray(value, dtype=dtype.np))
+        a = np.asarray(value, dtype=dtype.np)
     except OverflowError:
-        return const(np.asarray(value).astype(dtype.np))
+        a = np.asarray(value).astype(dtype.np)
+    if like is not None:
+        p = like._data
+        if type(p) is not np.ndarray and hasattr(p, "__array__") and \
+                not hasattr(p, "concrete_error"):
+            from taiji._device import backend_for_payload
+            a = backend_for_payload(p).asarray(a)
+    return const(a)
 
 
 def to(x, dtype) -> "Tensor":
@@ -73,8 +81,8 @@ def _operands(a, b, float_result=False):
         d = dt.result_type(a, b)
     if float_result and not d.is_floating_point:
         d = dt.get_default_dtype()
-    a = to(a, d) if isinstance(a, Tensor) else scalar(a, d)
-    b = to(b, d) if isinstance(b, Tensor) else scalar(b, d)
+    a = to(a, d) if isinstance(a, Tensor) else scalar(a, d, b)
+    b = to(b, d) if isinstance(b, Tensor) else scalar(b, d, a)
     return a, b
 
 
@@ -594,10 +602,18 @@ def transpose(x, dim0, dim1):
 swapaxes = swapdims = transpose
 
 
+def named(out, name: str):
+    """Show ``out``'s grad_fn under PyTorch's name for the composite that made it."""
+    node = out._node
+    if node is not None:
+        node.display = name
+    return out
+
+
 def t(x):
     if x.ndim > 2:
         raise RuntimeError(f"t() expects a tensor with <= 2 dimensions, but self is {x.ndim}D")
-    return transpose(x, 0, 1) if x.ndim == 2 else x
+    return named(transpose(x, 0, 1), "T") if x.ndim == 2 else x
 
 
 def movedim(x, source, destination):
@@ -875,8 +891,8 @@ def matmul(x, y):
         if x.shape[0] != y.shape[0]:
             raise RuntimeError(f"inconsistent tensor size, expected tensor [{x.shape[0]}] and "
                                f"src [{y.shape[0]}] to have the same number of elements")
-        return S.reshape(L.matmul(S.reshape(x, shape=(1, x.shape[0])),
-                                  S.reshape(y, shape=(y.shape[0], 1))), shape=())
+        return named(S.reshape(L.matmul(S.reshape(x, shape=(1, x.shape[0])),
+                                        S.reshape(y, shape=(y.shape[0], 1))), shape=()), "Dot")
     if x.ndim == 1:
         out = L.matmul(S.reshape(x, shape=(1, x.shape[0])), y)
         return S.reshape(out, shape=out.shape[:-2] + out.shape[-1:])

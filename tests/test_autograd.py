@@ -450,10 +450,6 @@ def test_grad_fn_names_for_core_ops():
     assert repr((x * x).grad_fn) == "<MulBackward0 object>"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (taiji/_core/tape.py _grad_fn_name, lead): "
-                   "grad_fn names come from primitive names, not PyTorch's "
-                   "(sum -> ReduceSumBackward0, x[0] -> ReshapeBackward0, "
-                   "x @ x -> ReshapeBackward0, .to -> ConvertElementTypeBackward0)")
 def test_grad_fn_names_match_torch_for_composites():
     torch = _torch()
     x = taiji.tensor([[1.0, 2.0], [3.0, 4.0]], requires_grad=True)

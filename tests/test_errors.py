@@ -281,19 +281,12 @@ def test_mixing_devices_raises(fake_cuda):
     assert (g + c.to("cuda")).device == "cuda:0"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (_ops.py / _core: Python scalars become CPU "
-                   "constants): `cuda_tensor * 2` raises 'expected all tensors to be on the "
-                   "same device, got cpu, cuda'")
 def test_python_scalars_follow_tensor_device(fake_cuda):
     g = taiji.tensor([1.0, 2.0], device="cuda")
     assert (g * 2).tolist() == [2.0, 4.0]
     assert (g + 1.5).device == "cuda:0"
 
 
-@pytest.mark.xfail(strict=True, reason="BUG (taiji/_core/primitive.py bind/_explain, lead): "
-                   "when the CPU operand comes first, bind skips the device check and the "
-                   "backend's own TypeError surfaces ('mul: Unsupported type ...') instead "
-                   "of 'expected all tensors to be on the same device'")
 def test_mixing_devices_cpu_operand_first(fake_cuda):
     g = taiji.tensor([1.0, 2.0], device="cuda")
     c = taiji.tensor([1.0, 2.0])

@@ -67,17 +67,17 @@ def test_broadcast_binary_forward_and_gradients(case, dtype):
     tb = taiji.tensor(b, requires_grad=True)
     out = op(ta, tb)
     assert tuple(out.shape) == out_shape
-    assert out.numpy().dtype == dtype
+    assert out.detach().numpy().dtype == dtype
     tol = dict(rtol=1e-5, atol=1e-6) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
-    np.testing.assert_allclose(out.numpy(), ref(a.astype(np.float64), b.astype(np.float64)),
+    np.testing.assert_allclose(out.detach().numpy(), ref(a.astype(np.float64), b.astype(np.float64)),
                                **tol)
     v = np.random.default_rng(0).standard_normal(out_shape).astype(dtype)
     ga, gb = taiji.autograd.grad(out, [ta, tb], taiji.tensor(v))
     assert tuple(ga.shape) == a.shape and tuple(gb.shape) == b.shape
     assert ga.dtype == ta.dtype and gb.dtype == tb.dtype
     A, B = np.broadcast_arrays(a.astype(np.float64), b.astype(np.float64))
-    np.testing.assert_allclose(ga.numpy(), sum_to(v * da(A, B), a.shape), **tol)
-    np.testing.assert_allclose(gb.numpy(), sum_to(v * db(A, B), b.shape), **tol)
+    np.testing.assert_allclose(ga.detach().numpy(), sum_to(v * da(A, B), a.shape), **tol)
+    np.testing.assert_allclose(gb.detach().numpy(), sum_to(v * db(A, B), b.shape), **tol)
 
 
 @SETTINGS
@@ -90,9 +90,9 @@ def test_broadcast_where_and_python_scalars(shapes):
     tx = taiji.tensor(x, requires_grad=True)
     out = taiji.where(taiji.tensor(c), tx, taiji.tensor(y)) * 2.0 + 1
     assert out.dtype == taiji.float32, "python scalars must not promote float32"
-    np.testing.assert_allclose(out.numpy(), np.where(c, x, y) * 2 + 1, rtol=1e-6)
+    np.testing.assert_allclose(out.detach().numpy(), np.where(c, x, y) * 2 + 1, rtol=1e-6)
     (g,) = taiji.autograd.grad(out.sum(), [tx])
-    np.testing.assert_allclose(g.numpy(), sum_to(np.broadcast_to(np.where(c, 2.0, 0.0) * 1.0,
+    np.testing.assert_allclose(g.detach().numpy(), sum_to(np.broadcast_to(np.where(c, 2.0, 0.0) * 1.0,
                                                                  shapes.result_shape) *
                                                  np.ones(shapes.result_shape), x.shape), rtol=1e-6)
 
@@ -183,13 +183,13 @@ def test_getitem_matches_numpy_and_gradient_scatters(case):
     t_idx = tuple(taiji.tensor(i) if isinstance(i, np.ndarray) else i for i in idx)
     got = tx[t_idx]
     assert tuple(got.shape) == want.shape, (idx, got.shape, want.shape)
-    np.testing.assert_array_equal(got.numpy(), want)
-    np.testing.assert_array_equal(tx[idx].numpy(), want)  # NumPy arrays as indices too
+    np.testing.assert_array_equal(got.detach().numpy(), want)
+    np.testing.assert_array_equal(tx[idx].detach().numpy(), want)  # NumPy arrays as indices too
     v = np.random.default_rng(1).standard_normal(want.shape)
     (g,) = taiji.autograd.grad(got, [tx], taiji.tensor(v))
     expect = np.zeros(shape)
     _np_add_at(expect, idx, v)  # repeated indices accumulate
-    np.testing.assert_allclose(g.numpy(), expect, rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(g.detach().numpy(), expect, rtol=1e-12, atol=1e-12)
 
 
 @SETTINGS
@@ -213,18 +213,18 @@ def test_setitem_matches_numpy(case, with_grad):
     tv = taiji.tensor(v, requires_grad=with_grad)
     y = tx.clone() if with_grad else tx
     y[idx] = tv
-    np.testing.assert_array_equal(y.numpy(), want)
+    np.testing.assert_array_equal(y.detach().numpy(), want)
     if with_grad:
         gx, gv = taiji.autograd.grad(y, [tx, tv], taiji.ones(*shape, dtype=taiji.float64))
         mask = np.ones(shape)
         _np_set(mask, idx, 0.0)
-        np.testing.assert_array_equal(gx.numpy(), mask)  # overwritten entries get no grad
+        np.testing.assert_array_equal(gx.detach().numpy(), mask)  # overwritten entries get no grad
         written = np.zeros(shape)
         _np_set(written, idx, 1.0)
-        assert gv.numpy().shape == v.shape
-        np.testing.assert_allclose(gv.numpy().sum(), written.sum() if v.shape == target.shape
-                                   else gv.numpy().sum())
-        np.testing.assert_allclose(gv.numpy(), sum_to(np.ones(target.shape), v.shape))
+        assert gv.detach().numpy().shape == v.shape
+        np.testing.assert_allclose(gv.detach().numpy().sum(), written.sum() if v.shape == target.shape
+                                   else gv.detach().numpy().sum())
+        np.testing.assert_allclose(gv.detach().numpy(), sum_to(np.ones(target.shape), v.shape))
 
 
 @SETTINGS
@@ -236,15 +236,15 @@ def test_bool_mask_getitem_and_setitem(shape, seed):
     mask = rng.random(shape[:k]) < 0.5
     tx = taiji.tensor(x, requires_grad=True)
     got = tx[taiji.tensor(mask)]
-    np.testing.assert_array_equal(got.numpy(), x[mask])
+    np.testing.assert_array_equal(got.detach().numpy(), x[mask])
     (g,) = taiji.autograd.grad(got.sum(), [tx])
-    np.testing.assert_array_equal(g.numpy(), np.broadcast_to(
+    np.testing.assert_array_equal(g.detach().numpy(), np.broadcast_to(
         mask.reshape(mask.shape + (1,) * (len(shape) - k)), shape).astype(np.float64))
     y = taiji.tensor(x)
     y[taiji.tensor(mask)] = -7.0
     want = x.copy()
     want[mask] = -7.0
-    np.testing.assert_array_equal(y.numpy(), want)
+    np.testing.assert_array_equal(y.detach().numpy(), want)
 
 
 def test_index_errors_name_the_problem():

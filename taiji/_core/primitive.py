@@ -122,6 +122,10 @@ def _explain(prim: Primitive, args, params, err: Exception):
         p = a._data
         if type(p) is not np.ndarray and hasattr(p, "escaped_error"):
             p.escaped_error()  # a tracer used after its trace ended
+    try:
+        _xp([a._data for a in args])
+    except RuntimeError as e:  # mixed devices: say which op
+        raise RuntimeError(f"{prim.name}: {e}") from None
     if prim.shape_dtype is not None:
         avals = [ShapedArray(a.shape, a.dtype) for a in args]
         prim.shape_dtype(*avals, **params)  # raises the informative error if shapes are bad

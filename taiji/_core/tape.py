@@ -34,7 +34,7 @@ class Node:
     """One recorded call: ``grad_fn`` of its outputs."""
 
     __slots__ = ("prim", "params", "inputs", "edges", "versions", "out_payloads", "out_avals",
-                 "where", "freed", "hooks", "retained", "__weakref__")
+                 "where", "freed", "hooks", "retained", "display", "__weakref__")
 
     def __init__(self, prim, params, inputs, outs):
         self.prim = prim
@@ -49,18 +49,30 @@ class Node:
         self.out_avals = [(o.shape, o.dtype) for o in outs]
         self.where = user_frame(3)
         self.freed = False
+        self.display = None    # PyTorch's name for the composite op, when it differs
         self.hooks = None      # output index -> {handle id: hook}
         self.retained = None   # output index -> weakref of a tensor that retains its grad
 
     def name(self) -> str:
-        return _grad_fn_name(self.prim.name)
+        return _grad_fn_name(self.display or self.prim.name)
 
     def __repr__(self) -> str:
         return f"<{self.name()} object>"
 
 
+# PyTorch's grad_fn names where a primitive's name differs from the op users wrote
+_TORCH_NAMES = {"reduce_sum": "Sum", "reduce_max": "Amax", "reduce_min": "Amin",
+                "reduce_prod": "Prod", "convert_element_type": "ToCopy", "reshape": "View",
+                "transpose": "Permute", "broadcast_to": "Expand", "matmul": "Mm",
+                "take": "Index", "take_along_axis": "Gather", "concatenate": "Cat",
+                "select": "Where", "rem": "Remainder", "slice": "Slice",
+                "pad": "ConstantPadNd", "index_add": "IndexAdd", "softmax": "Softmax",
+                "log_softmax": "LogSoftmax"}
+
+
 def _grad_fn_name(prim_name: str) -> str:
-    return "".join(p.capitalize() for p in prim_name.split("_")) + "Backward0"
+    prim_name = _TORCH_NAMES.get(prim_name, prim_name)
+    return "".join(p[:1].upper() + p[1:] for p in prim_name.split("_")) + "Backward0"
 
 
 def record(prim, args, params, result):

@@ -1,6 +1,8 @@
 """Linear algebra primitives: matmul (batched, broadcasting) and einsum."""
 from __future__ import annotations
 
+import numpy as np
+
 from taiji._core.primitive import Primitive, ShapedArray
 from taiji._prims._util import broadcast_shapes, same_dtype
 from taiji._prims.elementwise import unbroadcast, _binary_batch
@@ -23,11 +25,25 @@ def _matmul_shape(x, y):
     return ShapedArray(batch + (x.shape[-2], y.shape[-1]), x.dtype)
 
 
+def _transposed(t) -> bool:
+    """Is ``t`` stored as the transpose of a contiguous array (e.g. ``w.T`` in a Linear)?
+    Its gradient is then computed as the transpose of a contiguous product, so that after
+    the transpose's own VJP the gradient is contiguous and later elementwise ops run fast."""
+    p = t._data
+    return (type(p) is np.ndarray and p.ndim >= 2 and p.flags.f_contiguous
+            and not p.flags.c_contiguous)
+
+
 @matmul.def_vjp
 def _matmul_vjp(g, ins, out):
     x, y = ins
-    gx = unbroadcast(matmul(g, y.mT), x.shape) if x.requires_grad else None
-    gy = unbroadcast(matmul(x.mT, g), y.shape) if y.requires_grad else None
+    gx = gy = None
+    if x.requires_grad:
+        gx = matmul(y, g.mT).mT if _transposed(x) else matmul(g, y.mT)
+        gx = unbroadcast(gx, x.shape)
+    if y.requires_grad:
+        gy = matmul(g.mT, x).mT if _transposed(y) else matmul(x.mT, g)
+        gy = unbroadcast(gy, y.shape)
     return gx, gy
 
 

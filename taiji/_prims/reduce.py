@@ -143,8 +143,14 @@ def _arg_prim(name, fn):
     p = Primitive(name, nondiff=True)
     p.def_impl(_arg_impl(fn))
     p.def_shape(_arg_shape(name))
-    p.def_batch(lambda ins, dims, *, axis, keepdims: (
-        p(moveaxis_to_front(ins[0], dims[0]), axis=axis + 1, keepdims=keepdims), 0))
+    def batch(ins, dims, *, axis, keepdims):
+        x = moveaxis_to_front(ins[0], dims[0])
+        if x.ndim == 1:  # each element is a scalar: its arg-extreme is index 0
+            from taiji._ops import const
+            import numpy as np
+            return const(np.zeros(x.shape, dtype=np.int64)), 0
+        return p(x, axis=axis + 1, keepdims=keepdims), 0
+    p.def_batch(batch)
     return p
 
 

@@ -239,7 +239,25 @@ def _take_batch(ins, dims, *, axis):
     (x, idx), (dx, di) = ins, dims
     if di is None:
         return take(moveaxis_to_front(x, dx), idx, axis=axis + 1), 0
-    return loop_batch(take)(ins, dims, axis=axis)
+    idx = moveaxis_to_front(idx, di)
+    if dx is None:  # the index's batch axis lands where the indexed axis was
+        return take(x, idx, axis=axis), axis
+    # both batched: flatten (batch, axis) into one axis and offset each row's indices
+    x = moveaxis_to_front(x, dx).movedim(axis + 1, 1)
+    b, n = x.shape[0], x.shape[1]
+    rest = x.shape[2:]
+    import numpy as np
+    from taiji._ops import const
+    flat = x.reshape((b * n,) + rest)
+    offs = const((np.arange(b) * n).astype(idx.dtype.np).reshape((b,) + (1,) * (idx.ndim - 1)))
+    idx = idx + (idx < 0).to(idx.dtype) * n + offs  # negative indices count from the end
+    out = take(flat, idx, axis=0)  # (b, *idx, *x.shape[:axis], *x.shape[axis+1:])
+    k = idx.ndim - 1
+    if axis:  # move the leading dims of x back in front of the index dims
+        perm = (0,) + tuple(range(1 + k, 1 + k + axis)) + tuple(range(1, 1 + k)) + \
+            tuple(range(1 + k + axis, out.ndim))
+        out = transpose(out, perm=perm)
+    return out, 0
 
 
 index_add = Primitive("index_add")  # x with src added at idx along axis (src shaped like take)
@@ -277,7 +295,17 @@ def _index_add_jvp(ts, ins, out, *, axis):
     return index_add(tx, ins[1], ts_, axis=axis)
 
 
-index_add.def_batch(loop_batch(index_add))
+@index_add.def_batch
+def _index_add_batch(ins, dims, *, axis):
+    (x, idx, src), (dx, di, ds) = ins, dims
+    if di is not None:
+        return loop_batch(index_add)(ins, dims, axis=axis)
+    size = x.shape[dx] if dx is not None else src.shape[ds]
+    x = moveaxis_to_front(x, dx) if dx is not None else \
+        x.unsqueeze(0).expand((size,) + tuple(x.shape))
+    src = moveaxis_to_front(src, ds) if ds is not None else \
+        src.unsqueeze(0).expand((size,) + tuple(src.shape))
+    return index_add(x, idx, src, axis=axis + 1), 0
 
 take_along_axis = Primitive("take_along_axis")  # torch.gather
 take_along_axis.def_impl(lambda xp, x, idx, *, axis: xp.take_along_axis(x, idx, axis=axis))
@@ -350,7 +378,12 @@ def _scatter_add_vjp(g, ins, out, *, axis):
 scatter_add.def_jvp(lambda ts, ins, out, *, axis: None if ts[0] is None and ts[2] is None else
                     scatter_add(ts[0] if ts[0] is not None else out.zeros_like(), ins[1],
                                 ts[2] if ts[2] is not None else ins[2].zeros_like(), axis=axis))
-scatter_add.def_batch(loop_batch(scatter_add))
+@scatter_add.def_batch
+def _scatter_add_batch(ins, dims, *, axis):
+    size = next(t.shape[d] for t, d in zip(ins, dims) if d is not None)
+    args = [moveaxis_to_front(t, d) if d is not None else
+            t.unsqueeze(0).expand((size,) + tuple(t.shape)) for t, d in zip(ins, dims)]
+    return scatter_add(*args, axis=axis + 1), 0
 
 for _p in (reshape, transpose, broadcast_to, slice_, pad, concatenate, flip):
     _p.vjp_reads_inputs = False
