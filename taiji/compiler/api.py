@@ -15,6 +15,7 @@ from taiji._core.ir import Graph, eval_graph
 from taiji.compiler import passes as P
 from taiji.compiler.cache import LRU, config, describe_change, log_compile
 from taiji.compiler.codegen import compile_graph
+from taiji.compiler.fusion import fuse_elementwise
 from taiji.compiler.trace import TraceResult, trace
 
 
@@ -172,9 +173,12 @@ class JitFunction:
         t0 = time.perf_counter()
         res = trace(self.fn, tensors, rebuild)
         g = P.optimize(res.graph)
+        g = fuse_elementwise(g)
         n_user = res.n_user_outputs
         state = frozenset(range(n_user, n_user + len(res.mutated)))
-        g = P.plan_memory(g, state)
+        n_args = len(tensors)
+        inplace = {n_user + k: n_args + i for k, i in enumerate(res.mutated)}
+        g = P.plan_memory(g, state, inplace)
         fn, src = compile_graph(g, g.plan)
         dt_ = time.perf_counter() - t0
         reason = describe_change(self._last_key, key) if key is not None else \
@@ -242,7 +246,9 @@ def _finish(res: TraceResult, outs):
         new = outs[k]
         k += 1
         old = t._data
-        if type(old) is np.ndarray and old.flags.writeable and old.shape == new.shape:
+        if new is old:
+            pass  # computed in place
+        elif type(old) is np.ndarray and old.flags.writeable and old.shape == new.shape:
             np.copyto(old, new)
         else:
             t._data = new

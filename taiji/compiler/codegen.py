@@ -93,6 +93,11 @@ def emit_eqn(em: Emitter, e, out_buf: str | None) -> str:
         return f"_np.asarray(_np.{fn}({ins[0]}, axis={axes!r}, keepdims={keep}))"
     if p == "select":
         return f"_np.where({', '.join(ins)})"
+    if p == "fused":
+        region = em.const(prm["region"], "_r")
+        if out_buf:
+            return f"{region}({', '.join(ins)}, out=({out_buf},))"
+        return f"{region}({', '.join(ins)})"
     fn = em.const(e.prim.impl, "_f")
     if prm:
         kw = em.const(prm, "_p")
@@ -107,11 +112,21 @@ def generate(g: Graph, plan: dict | None = None, xp=np) -> tuple[str, dict]:
     args = [em.name(v) for v in g.inputs]
     body = em.lines
     plan = plan or {}
+    def buffer(v):
+        b = plan.get(id(v))
+        if b is None:
+            return None
+        if isinstance(b, tuple):  # ("arg", k): write over graph input k
+            return args[b[1]]
+        return em.const(b, "_b")
     for e in g.eqns:
         outs = [em.name(o) for o in e.outputs]
         buf = None
-        if len(e.outputs) == 1 and id(e.outputs[0]) in plan and e.prim.name in OUT_CAPABLE:
-            buf = em.const(plan[id(e.outputs[0])], "_b")
+        if e.prim.name == "fused":
+            bufs = [buffer(o) or "None" for o in e.outputs]
+            buf = ", ".join(bufs) if any(b != "None" for b in bufs) else None
+        elif len(e.outputs) == 1 and e.prim.name in OUT_CAPABLE:
+            buf = buffer(e.outputs[0])
         rhs = emit_eqn(em, e, buf)
         lhs = ", ".join(outs) + ("," if e.prim.multiple_results and len(outs) == 1 else "")
         shapes = ", ".join(o.aval.str_short() for o in e.outputs)

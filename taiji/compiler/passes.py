@@ -186,16 +186,23 @@ def simplify(g: Graph) -> Graph:
     return g.with_eqns(eqns, outs, note=f"simplify (rewrote {n})")
 
 
-def plan_memory(g: Graph, reusable_outputs: frozenset = frozenset()) -> Graph:
+def plan_memory(g: Graph, reusable_outputs: frozenset = frozenset(),
+                inplace: dict | None = None) -> Graph:
     """Give intermediate results preallocated buffers, reusing a buffer once every value
-    stored in it (and every view of it) is dead. Graph outputs are handed to the caller and
-    get new memory on every run, except those listed in ``reusable_outputs`` (indices of
-    outputs the caller copies out at once, such as updated state)."""
+    stored in it (and every view of it) is dead.
+
+    Graph outputs are handed to the caller and get new memory on every run, except those in
+    ``reusable_outputs`` (outputs the caller copies out at once, such as updated state).
+    ``inplace`` maps an output index to a graph-input index whose storage may hold that
+    output (an optimizer writing the new weights over the old ones): it is used when the
+    input is dead by the time the output is computed elementwise, and saves the copy back.
+    The plan maps a var id to an array, or to ``("arg", k)`` for graph input k's storage.
+    """
     from taiji.compiler.codegen import OUT_CAPABLE, VIEW_PRIMS
+    inplace = inplace or {}
     escaping = {id(v) for i, v in enumerate(g.outputs)
                 if isinstance(v, Var) and i not in reusable_outputs}
-    # the storage a value lives in: views share their source's storage
-    root = {}
+    root = {}  # the storage a value lives in: views share their source's storage
     for e in g.eqns:
         if e.prim.name in VIEW_PRIMS and isinstance(e.inputs[0], Var):
             root[id(e.outputs[0])] = root.get(id(e.inputs[0]), id(e.inputs[0]))
@@ -212,7 +219,12 @@ def plan_memory(g: Graph, reusable_outputs: frozenset = frozenset()) -> Graph:
         if isinstance(v, Var):
             last[base(v)] = end
     escaping = {root.get(v, v) for v in escaping}  # storage that leaves the function
-    plan, pool, live, reused = {}, {}, [], 0
+    want_inplace = {}  # output var id -> graph input index
+    for oi, ii in inplace.items():
+        o, iv = g.outputs[oi], g.inputs[ii]
+        if isinstance(o, Var) and id(iv) not in escaping and o.aval == iv.aval:
+            want_inplace[id(o)] = ii
+    plan, pool, live, reused, n_inplace = {}, {}, [], 0, 0
     for i, e in enumerate(g.eqns):
         still = []
         for (b, key, arr) in live:
@@ -221,22 +233,42 @@ def plan_memory(g: Graph, reusable_outputs: frozenset = frozenset()) -> Graph:
             else:
                 still.append((b, key, arr))
         live = still
-        if len(e.outputs) != 1 or e.prim.name not in OUT_CAPABLE:
+        if e.prim.name not in OUT_CAPABLE and e.prim.name != "fused":
             continue
-        o = e.outputs[0]
-        if id(o) in escaping or not o.shape:
+        if len(e.outputs) != 1 and e.prim.name != "fused":
             continue
-        key = (o.shape, o.dtype.np)
-        if pool.get(key):
-            arr = pool[key].pop()
-            reused += 1
-        else:
-            arr = np.empty(o.shape, o.dtype.np)
-        plan[id(o)] = arr
-        live.append((id(o), key, arr))
-    out = g.with_eqns(list(g.eqns), note=f"plan_memory ({len(plan)} buffers, {reused} reused)")
+        for k, o in enumerate(e.outputs):
+            if id(o) in escaping or not o.shape:
+                continue
+            ii = want_inplace.get(id(o))
+            if ii is not None and _inplace_ok(e, g.inputs[ii], last.get(id(g.inputs[ii]), -1), i):
+                plan[id(o)] = ("arg", ii)
+                n_inplace += 1
+                continue
+            key = (o.shape, o.dtype.np)
+            if pool.get(key):
+                arr = pool[key].pop()
+                reused += 1
+            else:
+                arr = np.empty(o.shape, o.dtype.np)
+            plan[id(o)] = arr
+            live.append((id(o), key, arr))
+    out = g.with_eqns(list(g.eqns), note=f"plan_memory ({len(plan)} buffers, {reused} reused, "
+                                         f"{n_inplace} in place)")
     out.plan = plan
     return out
+
+
+def _inplace_ok(e: Eqn, iv: Var, last_use: int, i: int) -> bool:
+    """May eqn ``e`` (index ``i``) write its output over input ``iv``'s storage?"""
+    from taiji.compiler.codegen import UFUNCS
+    if last_use > i:
+        return False
+    if e.prim.name in UFUNCS:
+        return True  # elementwise, same shape: each element is read before it is written
+    # fused kernels are not written in place: LLVM cannot prove an output that aliases an
+    # input is safe to vectorise, and the scalar loop costs far more than a copy back
+    return False
 
 
 DEFAULT_PASSES = (dce, cse, fold_constants, simplify, dce)

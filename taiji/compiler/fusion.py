@@ -1,0 +1,371 @@
+"""Elementwise fusion: chains of elementwise equations of one shape become one `fused`
+equation, run by a generated loop kernel (numba) that reads each input once and writes each
+output once, instead of one NumPy pass (and one temporary) per operation.
+
+Compilation is tiered: a fused region first runs as plain NumPy (its sub-graph, compiled like
+any graph), while its kernel compiles on a background thread; the region switches to the
+kernel when it is ready. Kernels are keyed by their source text, so regions of the same
+structure (Adam's update for every parameter) share one. Without numba, regions stay on
+NumPy. There is no disk cache of machine code: numba's loads pickles, which taiji never does.
+"""
+from __future__ import annotations
+
+import importlib.util
+import os
+import threading
+
+import numpy as np
+
+from taiji import _dtypes as dt
+from taiji._core.ir import Eqn, Graph, Literal, Var
+from taiji._core.primitive import Primitive, ShapedArray
+
+# primitive -> expression template over scalar operands (numba nopython syntax)
+SCALAR_OPS = {
+    "add": "({0} + {1})", "sub": "({0} - {1})", "mul": "({0} * {1})", "div": "({0} / {1})",
+    "maximum": "np.maximum({0}, {1})", "minimum": "np.minimum({0}, {1})",
+    "pow": "({0} ** {1})", "neg": "(-{0})", "exp": "np.exp({0})", "log": "np.log({0})",
+    "log1p": "np.log1p({0})", "expm1": "np.expm1({0})", "sqrt": "np.sqrt({0})",
+    "sin": "np.sin({0})", "cos": "np.cos({0})", "tan": "np.tan({0})", "tanh": "np.tanh({0})",
+    "abs": "np.abs({0})", "sign": "np.sign({0})", "floor": "np.floor({0})",
+    "ceil": "np.ceil({0})", "trunc": "np.trunc({0})",
+    "eq": "({0} == {1})", "ne": "({0} != {1})", "lt": "({0} < {1})", "le": "({0} <= {1})",
+    "gt": "({0} > {1})", "ge": "({0} >= {1})", "select": "({1} if {0} else {2})",
+    "relu": "np.maximum({0}, {z})", "rsqrt": "({one} / np.sqrt({0}))",
+    "sigmoid": "({one} / ({one} + np.exp(-{0})))",
+}
+FLOATS = (dt.float32, dt.float64)
+MIN_REGION = 2
+
+
+def _fusable(e: Eqn) -> bool:
+    if e.prim.name not in SCALAR_OPS and e.prim.name != "convert_element_type":
+        return False
+    o = e.outputs[0]
+    if o.dtype not in FLOATS and o.dtype is not dt.bool_:
+        return False
+    if e.prim.name == "convert_element_type" and (
+            o.dtype not in FLOATS or e.inputs[0].dtype not in FLOATS + (dt.bool_,)):
+        return False
+    return all(v.dtype in FLOATS or v.dtype is dt.bool_ for v in e.inputs)
+
+
+def pattern(shape, full) -> str | None:
+    """How an input of ``shape`` is read in a loop over ``full`` (flat index i):
+    'f' full, 's' scalar, 't' trailing dims (i % size), 'r' keepdims row (i // last)."""
+    shape = tuple(shape)
+    n = int(np.prod(shape)) if shape else 1
+    if shape == tuple(full):
+        return "f"
+    if n == 1:
+        return "s"
+    k = len(shape)
+    while k and shape[0] == 1:
+        shape, k = shape[1:], k - 1
+    if shape == tuple(full[len(full) - k:]):
+        return "t"
+    if len(shape) <= len(full) and tuple(full[:-1]) == tuple(
+            (1,) * (len(full) - len(shape)) + shape)[:-1] and shape[-1] == 1:
+        return "r"
+    return None
+
+
+# ---------------------------------------------------------------- the pass
+
+fused = Primitive("fused", multiple_results=True)
+
+
+@fused.def_impl
+def _fused_impl(xp, *arrays, region):
+    return region(*arrays)
+
+
+@fused.def_shape
+def _fused_shape(*avals, region):
+    return tuple(v.aval for v in region.graph.outputs)
+
+
+def _eval_inline(ins, region):
+    from taiji._core.ir import eval_graph
+    return tuple(eval_graph(region.graph, list(ins)))
+
+
+# A fused region is a composition, so its rules apply the transform to its sub-graph.
+@fused.def_vjp
+def _fused_vjp(cts, ins, outs, *, region):
+    from taiji.transforms import vjp
+    _, pull = vjp(lambda *a: _eval_inline(a, region), *ins)
+    cts = tuple(c if c is not None else o.zeros_like() for c, o in zip(cts, outs))
+    return pull(cts)
+
+
+@fused.def_jvp
+def _fused_jvp(ts, ins, outs, *, region):
+    from taiji.transforms import jvp
+    ts = tuple(t if t is not None else x.zeros_like() for t, x in zip(ts, ins))
+    return jvp(lambda *a: _eval_inline(a, region), tuple(ins), ts)[1]
+
+
+@fused.def_batch
+def _fused_batch(ins, dims, *, region):
+    from taiji.transforms import vmap
+    outs = vmap(lambda *a: _eval_inline(a, region), in_axes=tuple(dims))(*ins)
+    return tuple(outs), (0,) * len(outs)
+
+
+def fuse_elementwise(g: Graph) -> Graph:
+    """Group elementwise equations into `fused` regions (see the module docstring)."""
+    regions = []          # each: dict(eqns, shape, open)
+    region_of = {}        # var id -> region index (vars produced inside open regions)
+    placement = []        # ("e", eqn) or ("r", region index), in order
+    pos = {id(e): i for i, e in enumerate(g.eqns)}
+    for e in g.eqns:
+        ins_regions = {region_of[id(v)] for v in e.inputs
+                       if isinstance(v, Var) and id(v) in region_of}
+        shape = e.outputs[0].shape
+        if _fusable(e) and shape and all(pattern(v.shape, shape) for v in e.inputs):
+            joinable = sorted(r for r in ins_regions
+                              if regions[r]["open"] and regions[r]["shape"] == shape)
+            for r in ins_regions - set(joinable):
+                regions[r]["open"] = False
+            if joinable:
+                # merge every open region feeding e into the first: no outside consumer has
+                # been placed since they were last extended, so they may all run here
+                target = joinable[0]
+                R = regions[target]
+                for r in joinable[1:]:
+                    R["eqns"] += regions[r]["eqns"]
+                    for m in regions[r]["eqns"]:
+                        for o in m.outputs:
+                            region_of[id(o)] = target
+                    regions[r] = {"eqns": [], "shape": shape, "open": False}
+                    placement.remove(("r", r))
+                R["eqns"].append(e)
+                R["eqns"].sort(key=lambda m: pos[id(m)])
+                placement.remove(("r", target))
+            else:
+                regions.append({"eqns": [e], "shape": shape, "open": True})
+                target = len(regions) - 1
+            for o in e.outputs:
+                region_of[id(o)] = target
+            placement.append(("r", target))
+            continue
+        for r in ins_regions:  # an outside consumer: the region cannot grow past it
+            regions[r]["open"] = False
+        placement.append(("e", e))
+    # which region values are needed outside their region
+    used_outside = set(id(v) for v in g.outputs if isinstance(v, Var))
+    member = {}
+    for i, R in enumerate(regions):
+        for e in R["eqns"]:
+            for o in e.outputs:
+                member[id(o)] = i
+    for e in g.eqns:
+        for v in e.inputs:
+            if isinstance(v, Var) and id(v) in member and member[id(v)] != member.get(
+                    id(e.outputs[0]), -1):
+                used_outside.add(id(v))
+    eqns, n_fused = [], 0
+    for kind, item in placement:
+        if kind == "e":
+            eqns.append(item)
+            continue
+        R = regions[item]
+        if len(R["eqns"]) < MIN_REGION:
+            eqns.extend(R["eqns"])
+            continue
+        defined = {id(o) for e in R["eqns"] for o in e.outputs}
+        ins, seen = [], set()
+        for e in R["eqns"]:
+            for v in e.inputs:
+                key = id(v)
+                if key not in defined and key not in seen:
+                    seen.add(key)
+                    ins.append(v)
+        outs = [o for e in R["eqns"] for o in e.outputs if id(o) in used_outside]
+        if not outs:
+            continue
+        sub_in = [Var(v.aval) for v in ins]
+        env = {id(v): s for v, s in zip(ins, sub_in)}
+        sub_eqns = [Eqn(e.prim, [env.get(id(v), v) if not isinstance(v, Literal) else
+                                 env.get(id(v), v) for v in e.inputs], e.params, e.outputs,
+                        e.where) for e in R["eqns"]]
+        sub = Graph(sub_in, sub_eqns, outs, ["fused region"])
+        region = Region(sub, R["shape"])
+        eqns.append(Eqn(fused, list(ins), {"region": region}, list(outs), R["eqns"][-1].where))
+        n_fused += 1
+    return g.with_eqns(eqns, note=f"fuse_elementwise ({n_fused} regions)")
+
+
+# ---------------------------------------------------------------- regions and kernels
+
+class Region:
+    """One fused region: its sub-graph, a NumPy fallback and (when ready) a loop kernel."""
+
+    def __init__(self, graph: Graph, shape):
+        from taiji.compiler.codegen import compile_graph
+        self.graph = graph
+        self.shape = tuple(shape)
+        self.numpy_fn, _ = compile_graph(graph)
+        self.kernel = None
+        self.patterns = [pattern(v.shape, shape) for v in graph.inputs]
+        self.source = kernel_source(graph, self.patterns)
+        self.out_dtypes = [v.dtype.np for v in graph.outputs]
+        self.size = int(np.prod(shape)) if shape else 1
+        self.last = self.shape[-1] if self.shape else 1
+        _request(self)
+
+    def __call__(self, *arrays, out=None):
+        k = self.kernel
+        if k is None:
+            res = self.numpy_fn(*arrays)
+            if out is None:
+                return res
+            for b, r in zip(out, res):
+                if b is not None:
+                    np.copyto(b, r)
+            return tuple(r if b is None else b for b, r in zip(out, res))
+        flat = []
+        for a, p in zip(arrays, self.patterns):
+            if p == "f" or p == "t":
+                a = a if a.flags.c_contiguous else np.ascontiguousarray(a)
+                flat.append(a.reshape(-1))
+            elif p == "s":
+                flat.append(a.reshape(1))
+            else:
+                flat.append(np.ascontiguousarray(a).reshape(-1))
+        if out is None:
+            outs = [np.empty(self.shape, d) for d in self.out_dtypes]
+        else:
+            outs = [np.empty(self.shape, d) if b is None else b
+                    for b, d in zip(out, self.out_dtypes)]
+        k(self.size, self.last, *flat, *[o.reshape(-1) for o in outs])
+        return tuple(outs)
+
+    def __repr__(self):
+        return f"<fused region: {len(self.graph.eqns)} ops over {list(self.shape)}>"
+
+
+def kernel_source(g: Graph, patterns) -> str:
+    """Source of a numba loop kernel for sub-graph ``g``."""
+    names = {}
+    lines = []
+    args = [f"a{i}" for i in range(len(g.inputs))]
+    outs = [f"o{i}" for i in range(len(g.outputs))]
+    for i, (v, p) in enumerate(zip(g.inputs, patterns)):
+        idx = {"f": "i", "s": "0", "t": f"i % a{i}.size", "r": "i // last"}[p]
+        names[id(v)] = f"x{i}"
+        lines.append(f"        x{i} = a{i}[{idx}]")
+    consts = {}
+
+    def ref(v):
+        if isinstance(v, Literal):
+            key = (v.value.dtype.str, v.value.tobytes())
+            if key not in consts:
+                consts[key] = (f"c{len(consts)}", v.value)
+            return consts[key][0]
+        return names[id(v)]
+    for j, e in enumerate(g.eqns):
+        o = e.outputs[0]
+        t = f"v{j}"
+        names[id(o)] = t
+        tname = "float32" if o.dtype is dt.float32 else "float64"
+        if e.prim.name == "convert_element_type":
+            expr = f"np.{tname}({ref(e.inputs[0])})"
+        else:
+            expr = SCALAR_OPS[e.prim.name].format(*[ref(v) for v in e.inputs],
+                                                  z=f"np.{tname}(0)", one=f"np.{tname}(1)")
+        lines.append(f"        {t} = {expr}")
+    for k, v in enumerate(g.outputs):
+        lines.append(f"        o{k}[i] = {ref(v)}")
+    head = ["import numpy as np", "from numba import njit", ""]
+    for name, value in consts.values():
+        kind = {"float32": "np.float32", "float64": "np.float64", "bool": "np.bool_"}[
+            value.dtype.name]
+        val = repr(value.reshape(()).item())
+        if val in ("inf", "-inf", "nan"):
+            val = f"float('{val}')"
+        head.append(f"{name} = {kind}({val})")
+    body = ["@njit(error_model='numpy', fastmath={'arcp', 'contract', 'afn'})",
+            f"def kernel(n, last, {', '.join(args + outs)}):",
+            "    for i in range(n):"] + lines
+    return "\n".join(head + [""] + body) + "\n"
+
+
+# ---------------------------------------------------------------- background compilation
+
+_queue: list = []
+_lock = threading.Lock()
+_worker: threading.Thread | None = None
+_kernels: dict = {}
+enabled = os.environ.get("TAIJI_FUSION", "1") != "0"
+
+
+def _load_kernel(source: str):
+    """Compile kernel ``source`` (once per distinct source in this process). Kernels are not
+    cached on disk: numba's disk cache loads pickles, which taiji never does."""
+    k = _kernels.get(source)
+    if k is None:
+        ns: dict = {}
+        exec(compile(source, "<taiji fused kernel>", "exec"), ns)  # noqa: S102 - our source
+        k = _kernels[source] = ns["kernel"]
+    return k
+
+
+def _compile_one(region: Region) -> None:
+    k = _load_kernel(region.source)
+    ins = []
+    for v, p in zip(region.graph.inputs, region.patterns):
+        ins.append(np.zeros(1 if p == "s" else max(1, int(np.prod(v.shape))), v.dtype.np))
+    outs = [np.zeros(1, d) for d in region.out_dtypes]
+    k(1, 1, *ins, *outs)  # forces compilation (or loading from the disk cache)
+    region.kernel = k
+
+
+def _work():
+    global _worker
+    while True:
+        with _lock:
+            if not _queue:
+                _worker = None
+                return
+            region = _queue.pop(0)
+        try:
+            _compile_one(region)
+        except Exception:  # a kernel that will not compile leaves the region on NumPy
+            region.kernel = None
+
+
+def _request(region: Region) -> None:
+    global _worker
+    if not enabled or not _numba_available():
+        return
+    with _lock:
+        _queue.append(region)
+        if _worker is None:
+            _worker = threading.Thread(target=_work, name="taiji-kernels", daemon=True)
+            _worker.start()
+
+
+def wait_for_kernels(timeout: float = 60.0) -> bool:
+    """Block until queued kernels are compiled (tests and benchmarks use this)."""
+    import time
+    t0 = time.time()
+    while True:
+        with _lock:
+            busy = _worker is not None or bool(_queue)
+        if not busy:
+            return True
+        if time.time() - t0 > timeout:
+            return False
+        time.sleep(0.01)
+
+
+_HAVE_NUMBA = None
+
+
+def _numba_available() -> bool:
+    global _HAVE_NUMBA
+    if _HAVE_NUMBA is None:
+        _HAVE_NUMBA = importlib.util.find_spec("numba") is not None
+    return _HAVE_NUMBA
