@@ -12,8 +12,11 @@ from taiji import _indexing as I
 from taiji._core import primitive as _primitive
 from taiji._core.interpreters import STATE
 from taiji._prims import elementwise as E
+from taiji._prims import structure as S
 
 _BY_NP = dt._BY_NP
+_REVERSED = [tuple(range(n - 1, -1, -1)) for n in range(8)]
+_SWAP_LAST = [tuple(range(n - 2)) + (n - 1, n - 2) if n >= 2 else () for n in range(8)]
 
 
 class Tensor:
@@ -159,14 +162,19 @@ class Tensor:
 
     @property
     def T(self) -> "Tensor":
-        return O.permute(self, tuple(range(self.ndim - 1, -1, -1)))
+        nd = len(self._data.shape)
+        if nd < 2:
+            return self
+        return S.transpose(self, perm=_REVERSED[nd] if nd < 8 else tuple(range(nd - 1, -1, -1)))
 
     @property
     def mT(self) -> "Tensor":
         if self.ndim < 2:
             raise RuntimeError(f"tensor.mT is only supported on matrices or batches of "
                                f"matrices. Got {self.ndim}-D tensor.")
-        return O.transpose(self, -2, -1)
+        nd = len(self._data.shape)
+        return S.transpose(self, perm=_SWAP_LAST[nd] if nd < 8 else
+                           tuple(range(nd - 2)) + (nd - 1, nd - 2))
 
     @property
     def H(self):

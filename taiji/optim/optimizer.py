@@ -149,10 +149,8 @@ class Optimizer:
         from taiji._creation import tensor
         with eager():
             for k, v in self._hp_values(group).items():
-                if k not in tens:
+                if k not in tens:  # (existing ones are refreshed by the prologue)
                     tens[k] = tensor(v, dtype=dt.float32)
-                else:
-                    tens[k].fill_(v)
         return dict(tens)
 
     def _zeros_state(self, p: Tensor, dtype=None) -> Tensor:

@@ -1,0 +1,85 @@
+"""Elementwise fusion: regions form where they should, and kernels equal NumPy."""
+import numpy as np
+import pytest
+
+import taiji
+from taiji.compiler import fusion
+from taiji.compiler.fusion import pattern
+
+
+def adam_like(p, g, m, v, c1, c2):
+    m2 = m * 0.9 + g * 0.1
+    v2 = v * 0.999 + g * g * 0.001
+    p2 = p - 1e-3 * (m2 / c1) / ((v2 / c2).sqrt() + 1e-8)
+    return p2, m2, v2
+
+
+def test_patterns():
+    assert pattern((4, 5), (4, 5)) == "f"
+    assert pattern((), (4, 5)) == "s"
+    assert pattern((1, 1), (4, 5)) == "s"
+    assert pattern((5,), (4, 5)) == "t"
+    assert pattern((1, 5), (4, 5)) == "t"
+    assert pattern((4, 1), (4, 5)) == "r"
+    assert pattern((4,), (4, 5)) is None
+
+
+def test_one_region_for_an_elementwise_chain():
+    f = taiji.jit(adam_like)
+    args = [taiji.randn(8, 16), taiji.randn(8, 16), taiji.randn(8, 16),
+            taiji.rand(8, 16), taiji.tensor(0.1), taiji.tensor(0.01)]
+    g = f.lower(*args).graph
+    fused = [e for e in g.eqns if e.prim.name == "fused"]
+    assert len(fused) == 1 and len(fused[0].outputs) == 3
+    assert "fuse_elementwise (1 regions)" in f.lower(*args).as_text()
+
+
+def test_regions_stop_at_reductions_and_shape_changes():
+    def h(x, b):
+        y = (x * 2 + b).relu()     # region over [4, 6] (b broadcast as 't')
+        s = y.sum(1, keepdim=True)  # a reduction ends it
+        return (y / s).exp() * 3    # a second region, s read as 'r'
+    f = taiji.jit(h)
+    g = f.lower(taiji.randn(4, 6), taiji.randn(6)).graph
+    names = [e.prim.name for e in g.eqns]
+    assert names.count("fused") == 2 and "reduce_sum" in names
+
+
+@pytest.mark.skipif(not fusion._numba_available(), reason="numba is not installed")
+def test_kernels_match_numpy_path_and_eager():
+    rng = np.random.default_rng(0)
+    arrs = [rng.standard_normal((32, 48)).astype(np.float32) for _ in range(3)]
+    arrs.append(rng.random((32, 48)).astype(np.float32))
+    args = [taiji.tensor(a) for a in arrs] + [taiji.tensor(0.1), taiji.tensor(0.01)]
+    eager = [t.numpy() for t in adam_like(*args)]
+    f = taiji.jit(adam_like)
+    first = [t.numpy() for t in f(*args)]  # NumPy tier (the kernel may still compile)
+    assert fusion.wait_for_kernels(120)
+    region = next(e.params["region"] for e in f.lower(*args).graph.eqns
+                  if e.prim.name == "fused")
+    assert region.kernel is not None
+    second = [t.numpy() for t in f(*args)]  # kernel tier
+    for a, b, c in zip(eager, first, second):
+        np.testing.assert_allclose(a, b, rtol=1e-6)
+        np.testing.assert_allclose(a, c, rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.skipif(not fusion._numba_available(), reason="numba is not installed")
+def test_kernel_broadcast_patterns_and_select():
+    def h(x, b, r):
+        return taiji.where(x > 0, x * b, (x - r).tanh()).sigmoid()
+    f = taiji.jit(h)
+    x, b, r = taiji.randn(5, 7), taiji.randn(7), taiji.randn(5, 1)
+    want = h(x, b, r).numpy()
+    f(x, b, r)
+    fusion.wait_for_kernels(120)
+    np.testing.assert_allclose(f(x, b, r).numpy(), want, rtol=1e-5, atol=1e-6)
+
+
+def test_numpy_tier_when_fusion_disabled(monkeypatch):
+    monkeypatch.setattr(fusion, "enabled", False)
+    f = taiji.jit(lambda x: (x * 2).exp() + 1)
+    x = taiji.randn(3, 3)
+    region = next(e.params["region"] for e in f.lower(x).graph.eqns if e.prim.name == "fused")
+    np.testing.assert_allclose(f(x).numpy(), ((x * 2).exp() + 1).numpy(), rtol=1e-6)
+    assert region.kernel is None
