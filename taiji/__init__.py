@@ -57,4 +57,6 @@ from taiji.compiler.api import jit  # noqa: F401
 from taiji.compiler.trace import TracerError  # noqa: F401
 from taiji.control_flow import cond, switch, while_loop, fori_loop, scan  # noqa: F401
 
+from taiji import nn, optim, func  # noqa: F401
+
 __version__ = "0.1.0"

@@ -86,11 +86,38 @@ def _operands(a, b, float_result=False):
     return a, b
 
 
+_CONSTS: dict = {}  # (value, dtype name) -> read-only 0-d array, for Python scalars
+
+
+def _float_scalar(value: float, d):
+    """A cached 0-d array holding Python float ``value`` in floating dtype ``d``."""
+    key = (value, d.name)
+    a = _CONSTS.get(key)
+    if a is None:
+        if len(_CONSTS) > 4096:
+            _CONSTS.clear()
+        a = np.asarray(value, dtype=d.np)
+        a.flags.writeable = False
+        _CONSTS[key] = a
+    return a
+
+
 def _binop(prim, float_result=False):
     def op(a, b):
-        if isinstance(a, Tensor) and isinstance(b, Tensor) and a.dtype is b.dtype and \
-                (not float_result or a.dtype.is_floating_point):
-            return prim(a, b)
+        if isinstance(a, Tensor):
+            if isinstance(b, Tensor):
+                if a.dtype is b.dtype and (not float_result or a.dtype.is_floating_point):
+                    return prim(a, b)
+            elif b.__class__ is float and STATE.interp is None and \
+                    type(a._data) is np.ndarray:
+                d = a.dtype
+                if d.is_floating_point:  # the common `x * 0.5`: no promotion work
+                    return prim(a, Tensor._from_payload(_float_scalar(b, d)))
+        elif a.__class__ is float and isinstance(b, Tensor) and STATE.interp is None and \
+                type(b._data) is np.ndarray:
+            d = b.dtype
+            if d.is_floating_point:
+                return prim(Tensor._from_payload(_float_scalar(a, d)), b)
         return prim(*_operands(a, b, float_result))
     op.__name__ = prim.name
     return op

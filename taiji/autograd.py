@@ -226,7 +226,7 @@ def _engine(roots, seeds, retain_graph, create_graph, capture=None):
             return
         buf = buffers.get(id(n))
         if buf is None:
-            buf = buffers[id(n)] = [None] * len(n.out_avals)
+            buf = buffers[id(n)] = [None] * n.n_out
         buf[i] = g if buf[i] is None else buf[i] + g
 
     for i, r in enumerate(roots):

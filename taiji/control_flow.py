@@ -261,3 +261,37 @@ def _while_shape(*avals, cond_graph, body_graph, n_cond, n_body):
 
 
 while_p.def_batch(loop_batch(while_p))
+
+
+@while_p.def_jvp
+def _while_jvp(ts, ins, outs, *, cond_graph, body_graph, n_cond, n_body):
+    """Forward mode through a loop: loop over (primal carry, tangent carry) with the body's
+    JVP as the new body (as JAX does)."""
+    from taiji._core.ir import eval_graph
+    from taiji.transforms import jvp
+    cc = list(ins[:n_cond])
+    bc = list(ins[n_cond:n_cond + n_body])
+    carry = list(ins[n_cond + n_body:])
+    k = len(carry)
+    tb = [t if t is not None else x.zeros_like() for t, x in
+          zip(ts[n_cond:n_cond + n_body], bc)]
+    tc = [t if t is not None else x.zeros_like() for t, x in zip(ts[n_cond + n_body:], carry)]
+
+    def cond(c):
+        return eval_graph(cond_graph, [*cc, *c[:k]])[0]
+
+    def body(c):
+        def f(consts, prim):
+            return tuple(eval_graph(body_graph, [*consts, *prim]))
+        p, t = jvp(f, (tuple(bc), tuple(c[:k])), (tuple(tb), tuple(c[k:])))
+        return (*p, *t)
+    final = while_loop(cond, body, (*carry, *tc))
+    return tuple(final[k:])
+
+
+@while_p.def_vjp
+def _while_vjp(cts, ins, outs, **params):
+    raise RuntimeError(
+        "Reverse-mode differentiation does not work through taiji.while_loop: its trip count "
+        "is only known at run time. Use taiji.fori_loop with Python-int bounds or taiji.scan "
+        "(they unroll and differentiate), or forward mode (taiji.jvp, taiji.jacfwd).")

@@ -33,7 +33,7 @@ def user_frame(skip: int = 2):
 class Node:
     """One recorded call: ``grad_fn`` of its outputs."""
 
-    __slots__ = ("prim", "params", "inputs", "edges", "versions", "out_payloads", "out_avals",
+    __slots__ = ("prim", "params", "inputs", "edges", "versions", "out_payloads", "n_out",
                  "where", "freed", "hooks", "retained", "display", "__weakref__")
 
     def __init__(self, prim, params, inputs, outs):
@@ -42,11 +42,16 @@ class Node:
         self.inputs = inputs
         # where each input's gradient goes, fixed now: a later in-place op may rebind the
         # input Tensor to a newer node (PyTorch's saved-variable edges)
-        self.edges = tuple((t._node, t._out_idx) if t._node is not None else
-                           ((t, -1) if t._requires_grad else None) for t in inputs)
-        self.versions = tuple(t._version for t in inputs)
+        edges, versions = [], []
+        for t in inputs:
+            n = t._node
+            edges.append((n, t._out_idx) if n is not None else
+                         ((t, -1) if t._requires_grad else None))
+            versions.append(t._version)
+        self.edges = edges
+        self.versions = versions
         self.out_payloads = [o._data for o in outs]
-        self.out_avals = [(o.shape, o.dtype) for o in outs]
+        self.n_out = len(outs)
         self.where = user_frame(3)
         self.freed = False
         self.display = None    # PyTorch's name for the composite op, when it differs
@@ -77,10 +82,15 @@ def _grad_fn_name(prim_name: str) -> str:
 
 def record(prim, args, params, result):
     """Attach a Node to ``result``'s tensors (they now require grad)."""
-    outs = result if isinstance(result, tuple) else (result,)
-    node = Node(prim, params, args, outs)
-    for i, o in enumerate(outs):
-        if o.dtype.is_floating_point:
-            o._requires_grad = True
-            o._node = node
-            o._out_idx = i
+    if result.__class__ is tuple:
+        node = Node(prim, params, args, result)
+        for i, o in enumerate(result):
+            if o.dtype.is_floating_point:
+                o._requires_grad = True
+                o._node = node
+                o._out_idx = i
+        return
+    node = Node(prim, params, args, (result,))
+    if result.dtype.is_floating_point:
+        result._requires_grad = True
+        result._node = node

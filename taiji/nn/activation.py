@@ -29,7 +29,8 @@ class _Act(Module):
 
 def _act(name, fn, args=(), defaults=(), doc=""):
     def __init__(self, *a, inplace=False, **kw):
-        _Act.__init__(self, *a, inplace=inplace, **{**dict(zip(args, defaults)), **kw})
+        vals = {**dict(zip(args, defaults)), **dict(zip(args, a)), **kw}
+        _Act.__init__(self, inplace=inplace, **vals)
     cls = type(name, (_Act,), {"_fn": staticmethod(fn), "_args": tuple(args),
                                "__init__": __init__, "__doc__": doc or f"{name} activation."})
     cls.__module__ = __name__

@@ -51,8 +51,10 @@ class SGD(Optimizer):
                     if buf is None:  # under jit: zeros, so the first update gives buf = d
                         buf = st["momentum_buffer"] = self._zeros_state(p)
                         if group["dampening"] != 0:
-                            first = st["momentum_initialized"] = self._zeros_state(p, "float32")
-                            first = first.reshape(())
+                            from taiji._creation import tensor
+                            from taiji._core.interpreters import eager
+                            with eager():
+                                first = st["momentum_initialized"] = tensor(0.0)
                     elif group["dampening"] != 0 and "momentum_initialized" in st:
                         first = st["momentum_initialized"]
                     buf.mul_(mom)
