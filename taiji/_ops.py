@@ -354,12 +354,19 @@ def _dims(x, dim) -> tuple:
     return tuple(sorted(set(out)))
 
 
+def _accumulating(x, dtype):
+    """``x`` in the dtype a sum/product/scan accumulates in: ``dtype`` if given, else int64
+    for bool and integer tensors (as PyTorch does), else its own."""
+    if dtype is not None:
+        return to(x, dtype)
+    if not x.dtype.is_floating_point and x.dtype is not dt.int64:
+        return to(x, dt.int64)
+    return x
+
+
 def sum(x, dim=None, keepdim=False, *, dtype=None):
     """Sum over ``dim`` (all by default); bool and integer tensors sum in int64."""
-    if dtype is not None:
-        x = to(x, dtype)
-    elif not x.dtype.is_floating_point and x.dtype is not dt.int64:
-        x = to(x, dt.int64)
+    x = _accumulating(x, dtype)
     return R.reduce_sum(x, axes=_dims(x, dim), keepdims=keepdim)
 
 
@@ -399,10 +406,7 @@ def std_mean(x, dim=None, *, correction=1, keepdim=False):
 
 
 def prod(x, dim=None, keepdim=False, *, dtype=None):
-    if dtype is not None:
-        x = to(x, dtype)
-    elif not x.dtype.is_floating_point and x.dtype is not dt.int64:
-        x = to(x, dt.int64)
+    x = _accumulating(x, dtype)
     return R.reduce_prod(x, axes=_dims(x, dim), keepdims=keepdim)
 
 
@@ -495,18 +499,12 @@ def norm(x, p="fro", dim=None, keepdim=False):
 
 
 def cumsum(x, dim, *, dtype=None):
-    if dtype is not None:
-        x = to(x, dtype)
-    elif not x.dtype.is_floating_point and x.dtype is not dt.int64:
-        x = to(x, dt.int64)
+    x = _accumulating(x, dtype)
     return R.cumsum(x, axis=_dims(x, dim)[0] if x.ndim else 0) if x.ndim else x
 
 
 def cumprod(x, dim, *, dtype=None):
-    if dtype is not None:
-        x = to(x, dtype)
-    elif not x.dtype.is_floating_point and x.dtype is not dt.int64:
-        x = to(x, dt.int64)
+    x = _accumulating(x, dtype)
     return R.cumprod(x, axis=_dims(x, dim)[0]) if x.ndim else x
 
 

@@ -78,22 +78,15 @@ class Module:
         if "_parameters" not in d:
             raise AttributeError("cannot assign attributes before Module.__init__() call")
         params, bufs, mods = d["_parameters"], d["_buffers"], d["_modules"]
-        for store in (params, bufs, mods):
-            if name in store and not (store is bufs and isinstance(value, Tensor)
-                                      and not isinstance(value, Parameter)):
-                if store is params and (value is None or isinstance(value, Parameter)):
-                    break
-                if store is mods and (value is None or isinstance(value, Module)):
-                    break
-                del store[name]
-        if isinstance(value, Parameter):
+        if isinstance(value, (Parameter, Buffer, Module)):
+            for store in (params, bufs, mods):
+                store.pop(name, None)
             d.pop(name, None)
+        if isinstance(value, Parameter):
             self.register_parameter(name, value)
         elif isinstance(value, Buffer):
-            d.pop(name, None)
             self.register_buffer(name, Tensor._from_payload(value._data), value.persistent)
         elif isinstance(value, Module):
-            d.pop(name, None)
             mods[name] = value
             value._set_path(f"{self._path}.{name}" if self._path else name)
         elif name in params:
@@ -107,7 +100,10 @@ class Module:
                                 f"(Tensor or None expected)")
             bufs[name] = value
         elif name in mods:
-            mods[name] = value
+            if value is not None:
+                raise TypeError(f"cannot assign '{type(value).__name__}' as child module "
+                                f"'{name}' (taiji.nn.Module or None expected)")
+            mods[name] = None
         else:
             object.__setattr__(self, name, value)
 
@@ -383,7 +379,8 @@ class Module:
         """Move/convert parameters and buffers in place (floating ones only for a dtype)."""
         def fn(t):
             if not t.dtype.is_floating_point:
-                targs = [a for a in args if isinstance(a, str) or type(a).__name__ == "device"]
+                targs = [a for a in args if type(a).__name__ == "device" or (
+                    isinstance(a, str) and a.split(":")[0] in ("cpu", "cuda"))]
                 kw = {k: v for k, v in kwargs.items() if k == "device"}
                 return t.to(*targs, **kw) if targs or kw else t
             return t.to(*args, **kwargs)

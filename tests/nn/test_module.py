@@ -23,7 +23,7 @@ def test_registration_and_names():
     assert [k for k, _ in m.named_parameters()] == [
         "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "bn.weight", "bn.bias"]
     assert [k for k, _ in m.named_buffers()] == [
-        "bn.running_mean", "bn.running_var", "bn.num_batches_tracked", "scratch"]
+        "scratch", "bn.running_mean", "bn.running_var", "bn.num_batches_tracked"]
     assert list(m.state_dict()) == [
         "fc1.weight", "fc1.bias", "fc2.weight", "fc2.bias", "bn.weight", "bn.bias",
         "bn.running_mean", "bn.running_var", "bn.num_batches_tracked"]
