@@ -911,6 +911,11 @@ def matmul(x, y):
         raise RuntimeError(f"matmul: both arguments need at least 1 dimension, got "
                            f"{x.ndim}D and {y.ndim}D")
     if x.ndim >= 2 and y.ndim >= 2:
+        n = y._node
+        if n is not None and n.prim is S.transpose and n.params["perm"] == _swap_last(y.ndim):
+            # `x @ w.T`: multiply by w with BLAS's transpose flag instead of through the
+            # transposed view, so the backward pass needs no transposes either
+            return L.matmul(x, n.inputs[0], tb=True)
         return L.matmul(x, y)
     if x.ndim == 1 and y.ndim == 1:
         if x.shape[0] != y.shape[0]:
@@ -923,6 +928,10 @@ def matmul(x, y):
         return S.reshape(out, shape=out.shape[:-2] + out.shape[-1:])
     out = L.matmul(x, S.reshape(y, shape=(y.shape[0], 1)))
     return S.reshape(out, shape=out.shape[:-1])
+
+
+def _swap_last(nd: int) -> tuple:
+    return tuple(range(nd - 2)) + (nd - 1, nd - 2)
 
 
 def mm(x, y):
@@ -1014,6 +1023,11 @@ def tensordot(a, b, dims=2):
 
 
 def linear(x, weight, bias=None):
-    """``x @ weight.T + bias`` (the BLAS call gets the transposed view, no copy)."""
-    out = matmul(x, weight.mT if weight.ndim == 2 else weight)
+    """``x @ weight.T + bias`` (BLAS's transpose flag: no transposed copy, no transpose op)."""
+    if x.ndim >= 2 and weight.ndim == 2:
+        if x.dtype is not weight.dtype:
+            x, weight = _operands(x, weight)
+        out = L.matmul(x, weight, tb=True)
+    else:
+        out = matmul(x, weight.mT if weight.ndim == 2 else weight)
     return out if bias is None else out + bias

@@ -1,67 +1,75 @@
 """Linear algebra primitives: matmul (batched, broadcasting) and einsum."""
 from __future__ import annotations
 
-import numpy as np
-
 from taiji._core.primitive import Primitive, ShapedArray
 from taiji._prims._util import broadcast_shapes, same_dtype
 from taiji._prims.elementwise import unbroadcast, _binary_batch
 
-matmul = Primitive("matmul")  # both operands >= 2-D; 1-D cases are reshaped by the op layer
-matmul.def_impl(lambda xp, x, y: xp.matmul(x, y))
+# matmul(x, y, ta=False, tb=False) = op(x) @ op(y), op transposing the last two dims when its
+# flag is set: BLAS's transpose flags, so `x @ w.T` and the gradients of a Linear never copy a
+# transposed weight, and every gradient comes out contiguous. Both operands are >= 2-D (the op
+# layer reshapes 1-D cases); batch dimensions broadcast.
+matmul = Primitive("matmul")
+
+
+def _mT(a):
+    return a.swapaxes(-1, -2)
+
+
+@matmul.def_impl
+def _matmul_impl(xp, x, y, *, ta=False, tb=False):
+    return xp.matmul(_mT(x) if ta else x, _mT(y) if tb else y)
+
+
+def _eff(shape, t):
+    return shape[:-2] + (shape[-1], shape[-2]) if t else shape
 
 
 @matmul.def_shape
-def _matmul_shape(x, y):
+def _matmul_shape(x, y, *, ta=False, tb=False):
     same_dtype("matmul", x, y)
     if x.ndim < 2 or y.ndim < 2:
         raise RuntimeError(f"matmul: primitive operands must be at least 2-D, got shapes "
                            f"{list(x.shape)} and {list(y.shape)}")
-    if x.shape[-1] != y.shape[-2]:
+    xs, ys = _eff(x.shape, ta), _eff(y.shape, tb)
+    if xs[-1] != ys[-2]:
         raise RuntimeError(
-            f"matmul: shapes {list(x.shape)} and {list(y.shape)} cannot be multiplied: "
-            f"inner dimensions differ (x.shape[-1]={x.shape[-1]} vs y.shape[-2]={y.shape[-2]})")
-    batch = broadcast_shapes(x.shape[:-2], y.shape[:-2], op="matmul")
-    return ShapedArray(batch + (x.shape[-2], y.shape[-1]), x.dtype)
-
-
-def _transposed(t) -> bool:
-    """Is ``t`` stored as the transpose of a contiguous array (e.g. ``w.T`` in a Linear)?
-    Its gradient is then computed as the transpose of a contiguous product, so that after
-    the transpose's own VJP the gradient is contiguous and later elementwise ops run fast."""
-    p = t._data
-    return (type(p) is np.ndarray and p.ndim >= 2 and p.flags.f_contiguous
-            and not p.flags.c_contiguous)
+            f"matmul: shapes {list(xs)} and {list(ys)} cannot be multiplied: inner dimensions "
+            f"differ (x.shape[-1]={xs[-1]} vs y.shape[-2]={ys[-2]})")
+    batch = broadcast_shapes(xs[:-2], ys[:-2], op="matmul")
+    return ShapedArray(batch + (xs[-2], ys[-1]), x.dtype)
 
 
 @matmul.def_vjp
-def _matmul_vjp(g, ins, out):
+def _matmul_vjp(g, ins, out, *, ta=False, tb=False):
+    # out = A @ B with A = op(x), B = op(y): dA = g @ B^T, dB = A^T @ g, transposed back
+    # through the flags so that no operand or result is ever copied into a new layout
     x, y = ins
     gx = gy = None
     if x.requires_grad:
-        gx = matmul(y, g.mT).mT if _transposed(x) else matmul(g, y.mT)
+        gx = matmul(y, g, ta=tb, tb=True) if ta else matmul(g, y, tb=not tb)
         gx = unbroadcast(gx, x.shape)
     if y.requires_grad:
-        gy = matmul(g.mT, x).mT if _transposed(y) else matmul(x.mT, g)
+        gy = matmul(g, x, ta=True, tb=ta) if tb else matmul(x, g, ta=not ta)
         gy = unbroadcast(gy, y.shape)
     return gx, gy
 
 
 @matmul.def_jvp
-def _matmul_jvp(ts, ins, out):
+def _matmul_jvp(ts, ins, out, *, ta=False, tb=False):
     x, y = ins
     terms = []
     if ts[0] is not None:
-        terms.append(matmul(ts[0], y))
+        terms.append(matmul(ts[0], y, ta=ta, tb=tb))
     if ts[1] is not None:
-        terms.append(matmul(x, ts[1]))
+        terms.append(matmul(x, ts[1], ta=ta, tb=tb))
     if not terms:
         return None
     t = terms[0] if len(terms) == 1 else terms[0] + terms[1]
     return t if t.shape == out.shape else t.expand(out.shape)
 
 
-matmul.def_batch(_binary_batch(matmul))
+matmul.def_batch(_binary_batch(matmul))  # flags act on the last two dims: unaffected
 
 # ---------------------------------------------------------------- einsum
 # `spec` is explicit ("ij,jk->ik"), without ellipses (the op layer expands them).

@@ -70,7 +70,9 @@ def emit_eqn(em: Emitter, e, out_buf: str | None) -> str:
         zero = em.const(np.zeros((), e.outputs[0].dtype.np), "_z")
         return f"_np.maximum({ins[0]}, {zero}{outk})"
     if p == "matmul":
-        return f"_np.matmul({ins[0]}, {ins[1]}{outk})"
+        a = f"{ins[0]}.swapaxes(-1, -2)" if prm.get("ta") else ins[0]
+        b = f"{ins[1]}.swapaxes(-1, -2)" if prm.get("tb") else ins[1]
+        return f"_np.matmul({a}, {b}{outk})"
     if p == "reshape":
         return f"{ins[0]}.reshape({prm['shape']!r})"
     if p == "transpose":

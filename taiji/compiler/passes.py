@@ -88,17 +88,6 @@ def _swaps_last_two(perm) -> bool:
     return k >= 2 and tuple(perm) == tuple(range(k - 2)) + (k - 1, k - 2)
 
 
-def _t_aval(v):
-    from taiji._core.primitive import ShapedArray
-    s = v.shape
-    return ShapedArray(s[:-2] + (s[-1], s[-2]), v.dtype)
-
-
-def transpose_p():
-    from taiji._prims.structure import transpose
-    return transpose
-
-
 def _use_counts(g: Graph) -> dict:
     uses = {}
     for e in g.eqns:
@@ -113,7 +102,8 @@ def _use_counts(g: Graph) -> dict:
 
 def simplify(g: Graph) -> Graph:
     """Algebraic identities: x*1, x+0, x-0, x/1, no-op reshape/transpose/broadcast/convert,
-    transpose of transpose, reshape of reshape, neg of neg, and (A @ B)^T -> B^T @ A^T."""
+    transpose of transpose, reshape of reshape, neg of neg; transposed matmul operands become
+    BLAS transpose flags and (A @ B)^T becomes B^T @ A^T."""
     env, eqns, producer, n = {}, [], {}, 0
     uses = _use_counts(g)
     for e in g.eqns:
@@ -142,27 +132,24 @@ def simplify(g: Graph) -> Graph:
             n += 1
             continue
         src = producer.get(id(ins[0])) if ins and isinstance(ins[0], Var) else None
-        if (src is not None and p == "transpose" and src.prim.name == "matmul"
-                and _swaps_last_two(prm["perm"]) and uses.get(id(ins[0])) == 1):
-            # (A @ B)^T -> B^T @ A^T: the result comes out contiguous in the layout wanted,
-            # and the operand transposes fold away or become BLAS transpose flags
-            a, b = src.inputs
-            bt, at = Var(_t_aval(b)), Var(_t_aval(a))
-            tperm = tuple(range(len(b.shape) - 2)) + (len(b.shape) - 1, len(b.shape) - 2)
-            eqns.remove(src)
-            for v, t, perm_src in ((b, bt, b), (a, at, a)):
-                pp = tuple(range(len(perm_src.shape) - 2)) + (len(perm_src.shape) - 1,
-                                                              len(perm_src.shape) - 2)
-                q = producer.get(id(v))
+        if p == "matmul":
+            # a transposed operand becomes BLAS's transpose flag
+            prm = dict(prm)
+            for k, flag in ((0, "ta"), (1, "tb")):
+                q = producer.get(id(ins[k])) if isinstance(ins[k], Var) else None
                 if q is not None and q.prim.name == "transpose" and _swaps_last_two(
                         q.params["perm"]):
-                    env[id(t)] = q.inputs[0]
-                else:
-                    te = Eqn(transpose_p(), [v], {"perm": pp}, [t], e.where)
-                    producer[id(t)] = te
-                    eqns.append(te)
-            del tperm
-            ne = Eqn(src.prim, [_subst(bt, env), _subst(at, env)], {}, e.outputs, e.where)
+                    ins[k] = q.inputs[0]
+                    prm[flag] = not prm.get(flag, False)
+                    n += 1
+        if (src is not None and p == "transpose" and src.prim.name == "matmul"
+                and _swaps_last_two(prm["perm"]) and uses.get(id(ins[0])) == 1):
+            # (A @ B)^T = B^T @ A^T: swap the operands and flip both flags, so the result
+            # comes out contiguous in the layout wanted
+            a_, b_ = src.inputs
+            ta, tb = src.params.get("ta", False), src.params.get("tb", False)
+            eqns.remove(src)
+            ne = Eqn(src.prim, [b_, a_], {"ta": not tb, "tb": not ta}, e.outputs, e.where)
             producer[id(o)] = ne
             eqns.append(ne)
             n += 1
