@@ -11,6 +11,7 @@ import contextlib
 import functools
 import itertools
 
+from taiji import _ops as O
 from taiji._core.interpreters import STATE
 from taiji._core.tape import _grad_fn_name
 
@@ -139,7 +140,6 @@ def _run_hooks(hooks, g):
 # ---------------------------------------------------------------- the engine
 
 def _make_seed(t, g):
-    from taiji import _ops as O
     if g is None:
         if t.numel() != 1:
             raise RuntimeError(f"grad can be implicitly created only for scalar outputs; got "
@@ -197,10 +197,15 @@ def _check_versions(node):
 
 
 def _outputs_of(node):
-    from taiji import _ops as O
+    """The node's outputs as Tensors wired back to it (for rules that use the output)."""
+    make = O.Tensor._from_payload
+    if node.n_out == 1:
+        t = make(node.out_payloads[0], True)
+        t._node = node
+        return [t]
     outs = []
     for i, p in enumerate(node.out_payloads):
-        t = O.Tensor._from_payload(p)
+        t = make(p)
         if t.dtype.is_floating_point:
             t._requires_grad, t._node, t._out_idx = True, node, i
         outs.append(t)
@@ -291,7 +296,6 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         create_graph: record the backward pass so it can be differentiated again.
         inputs: accumulate only into these leaves.
     """
-    from taiji import _ops as O
     if isinstance(tensors, O.Tensor):
         tensors = [tensors]
     if grad_tensors is None:
@@ -330,7 +334,6 @@ def grad(outputs, inputs, grad_outputs=None, retain_graph=None, create_graph=Fal
         >>> taiji.autograd.grad(dx, x)[0]   # 6 * x
         tensor(18.)
     """
-    from taiji import _ops as O
     if isinstance(outputs, O.Tensor):
         outputs = [outputs]
     single = isinstance(inputs, O.Tensor)

@@ -85,7 +85,7 @@ def _erf_impl(xp, x):
 
 erf = unary("erf", _erf_impl, lambda x, y: (2.0 / SQRT_PI) * (-(x * x)).exp(), float_only=True)
 relu = unary("relu", lambda xp, x: xp.maximum(x, 0, dtype=x.dtype),
-             lambda x, y: (y > 0).to(y.dtype))
+             lambda x, y: y.sign())  # the output is >= 0, so its sign is the 0/1 mask
 abs_ = unary("abs", lambda xp, x: xp.abs(x), lambda x, y: x.sign())
 sign = unary("sign", lambda xp, x: xp.sign(x), _zero_deriv)
 floor = unary("floor", lambda xp, x: xp.floor(x), _zero_deriv)
@@ -138,16 +138,28 @@ convert.def_batch(lambda ins, dims, *, dtype: (convert(ins[0], dtype=dtype), dim
 # ---------------------------------------------------------------- binary
 
 
+_reduce_sum = None  # taiji._prims.reduce imports this module: bind its reduce_sum lazily
+
+
+def _load_reduce_sum():
+    global _reduce_sum
+    from taiji._prims.reduce import reduce_sum
+    _reduce_sum = reduce_sum
+    return reduce_sum
+
+
 def unbroadcast(g, shape):
     """Sum cotangent ``g`` down to ``shape`` (undo NumPy broadcasting)."""
     if g.shape == tuple(shape):
         return g
+    reduce_sum = _reduce_sum or _load_reduce_sum()
+    shape = tuple(shape)
     lead = g.ndim - len(shape)
-    axes = tuple(range(lead)) + tuple(
-        i + lead for i, s in enumerate(shape) if s == 1 and g.shape[i + lead] != 1)
-    if axes:
-        g = g.sum(dim=axes, keepdim=True)
-    return g.reshape(shape)
+    inner = tuple(i + lead for i, s in enumerate(shape) if s == 1 and g.shape[i + lead] != 1)
+    if not inner:  # only leading dims were added (a bias): one reduction, no reshape
+        return reduce_sum(g, axes=tuple(range(lead)), keepdims=False)
+    g = reduce_sum(g, axes=tuple(range(lead)) + inner, keepdims=True)
+    return g.reshape(shape) if g.shape != shape else g
 
 
 def _binary_batch(prim):

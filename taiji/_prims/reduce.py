@@ -7,6 +7,7 @@ from __future__ import annotations
 from taiji import _dtypes as dt
 from taiji._core.primitive import Primitive, ShapedArray
 from taiji._prims._util import moveaxis_to_front
+from taiji._prims.structure import broadcast_to
 
 
 def _reduced_shape(shape, axes, keepdims):
@@ -55,6 +56,9 @@ def _sum_impl(xp, x, *, axes, keepdims):
 
 def _sum_vjp(g, ins, out, *, axes, keepdims):
     x = ins[0]
+    if not keepdims and axes == tuple(range(len(axes))):
+        # leading axes summed away: broadcasting puts them back, no reshape needed
+        return (broadcast_to(g, shape=x.shape) if g.shape != x.shape else g,)
     return (_keep(g, x.shape, axes, keepdims).expand(x.shape),)
 
 
