@@ -96,10 +96,14 @@ def emit_eqn(em: Emitter, e, out_buf: str | None) -> str:
     if p == "select":
         return f"_np.where({', '.join(ins)})"
     if p == "fused":
-        region = em.const(prm["region"], "_r")
-        if out_buf:
-            return f"{region}({', '.join(ins)}, out=({out_buf},))"
-        return f"{region}({', '.join(ins)})"
+        region, bufs = prm["region"], out_buf or ()
+        pairs = tuple((k, e.inputs.index(b[1])) for k, b in enumerate(bufs)
+                      if isinstance(b, tuple))
+        name = em.const(region.with_inplace(pairs), "_r")
+        rest = [b if isinstance(b, str) else "None" for b in bufs]
+        if any(b != "None" for b in rest):
+            return f"{name}({', '.join(ins)}, out=({', '.join(rest)},))"
+        return f"{name}({', '.join(ins)})"
     fn = em.const(e.prim.impl, "_f")
     if prm:
         kw = em.const(prm, "_p")
@@ -125,8 +129,14 @@ def generate(g: Graph, plan: dict | None = None, xp=np) -> tuple[str, dict]:
         outs = [em.name(o) for o in e.outputs]
         buf = None
         if e.prim.name == "fused":
-            bufs = [buffer(o) or "None" for o in e.outputs]
-            buf = ", ".join(bufs) if any(b != "None" for b in bufs) else None
+            # per output: a buffer name, ("arg", input var) to write over an input, or None
+            buf = []
+            for o in e.outputs:
+                b = plan.get(id(o))
+                if isinstance(b, tuple):
+                    buf.append(("arg", g.inputs[b[1]]))
+                else:
+                    buf.append(buffer(o))
         elif len(e.outputs) == 1 and e.prim.name in OUT_CAPABLE:
             buf = buffer(e.outputs[0])
         rhs = emit_eqn(em, e, buf)

@@ -200,31 +200,57 @@ def fuse_elementwise(g: Graph) -> Graph:
 # ---------------------------------------------------------------- regions and kernels
 
 class Region:
-    """One fused region: its sub-graph, a NumPy fallback and (when ready) a loop kernel."""
+    """One fused region: its sub-graph, a NumPy fallback and (when ready) a loop kernel.
 
-    def __init__(self, graph: Graph, shape):
+    ``inplace`` maps output k to input j when output k overwrites input j's storage (an
+    optimizer's new weights over the old). The kernel then writes through the input's own
+    argument: one pointer for both, which LLVM can still vectorise (an output argument that
+    merely aliases an input defeats its overlap checks and falls back to scalar code).
+    """
+
+    def __init__(self, graph: Graph, shape, inplace: tuple = ()):
         from taiji.compiler.codegen import compile_graph
         self.graph = graph
         self.shape = tuple(shape)
         self.numpy_fn, _ = compile_graph(graph)
         self.kernel = None
+        self.inplace = dict(inplace)
         self.patterns = [pattern(v.shape, shape) for v in graph.inputs]
-        self.source = kernel_source(graph, self.patterns)
+        self.source = kernel_source(graph, self.patterns, self.inplace)
         self.out_dtypes = [v.dtype.np for v in graph.outputs]
         self.size = int(np.prod(shape)) if shape else 1
         self.last = self.shape[-1] if self.shape else 1
+        self._variants: dict = {}
         _request(self)
+
+    def with_inplace(self, pairs: tuple) -> "Region":
+        """This region with outputs written over inputs (``pairs`` of (output, input))."""
+        pairs = tuple(sorted(pairs))
+        if not pairs:
+            return self
+        r = self._variants.get(pairs)
+        if r is None:
+            r = self._variants[pairs] = Region(self.graph, self.shape, pairs)
+        return r
 
     def __call__(self, *arrays, out=None):
         k = self.kernel
-        if k is None:
+        ip = self.inplace
+        if k is None or any(not arrays[j].flags.c_contiguous or not arrays[j].flags.writeable
+                            for j in ip.values()):
             res = self.numpy_fn(*arrays)
-            if out is None:
+            if out is None and not ip:
                 return res
-            for b, r in zip(out, res):
-                if b is not None:
-                    np.copyto(b, r)
-            return tuple(r if b is None else b for b, r in zip(out, res))
+            res = list(res)
+            for kk, j in ip.items():
+                np.copyto(arrays[j], res[kk])
+                res[kk] = arrays[j]
+            if out is not None:
+                for kk, b in enumerate(out):
+                    if b is not None:
+                        np.copyto(b, res[kk])
+                        res[kk] = b
+            return tuple(res)
         flat = []
         for a, p in zip(arrays, self.patterns):
             if p == "f" or p == "t":
@@ -234,24 +260,29 @@ class Region:
                 flat.append(a.reshape(1))
             else:
                 flat.append(np.ascontiguousarray(a).reshape(-1))
-        if out is None:
-            outs = [np.empty(self.shape, d) for d in self.out_dtypes]
-        else:
-            outs = [np.empty(self.shape, d) if b is None else b
-                    for b, d in zip(out, self.out_dtypes)]
-        k(self.size, self.last, *flat, *[o.reshape(-1) for o in outs])
+        outs = []
+        for kk, d in enumerate(self.out_dtypes):
+            if kk in ip:
+                outs.append(arrays[ip[kk]])
+            elif out is not None and out[kk] is not None:
+                outs.append(out[kk])
+            else:
+                outs.append(np.empty(self.shape, d))
+        k(self.size, self.last, *flat, *[o.reshape(-1) for kk, o in enumerate(outs)
+                                          if kk not in ip])
         return tuple(outs)
 
     def __repr__(self):
         return f"<fused region: {len(self.graph.eqns)} ops over {list(self.shape)}>"
 
 
-def kernel_source(g: Graph, patterns) -> str:
-    """Source of a numba loop kernel for sub-graph ``g``."""
+def kernel_source(g: Graph, patterns, inplace: dict | None = None) -> str:
+    """Source of a numba loop kernel for sub-graph ``g`` (``inplace``: output -> input)."""
+    inplace = inplace or {}
     names = {}
     lines = []
     args = [f"a{i}" for i in range(len(g.inputs))]
-    outs = [f"o{i}" for i in range(len(g.outputs))]
+    outs = [f"o{i}" for i in range(len(g.outputs)) if i not in inplace]
     for i, (v, p) in enumerate(zip(g.inputs, patterns)):
         idx = {"f": "i", "s": "0", "t": f"i % a{i}.size", "r": "i // last"}[p]
         names[id(v)] = f"x{i}"
@@ -277,7 +308,8 @@ def kernel_source(g: Graph, patterns) -> str:
                                                   z=f"np.{tname}(0)", one=f"np.{tname}(1)")
         lines.append(f"        {t} = {expr}")
     for k, v in enumerate(g.outputs):
-        lines.append(f"        o{k}[i] = {ref(v)}")
+        target = f"a{inplace[k]}" if k in inplace else f"o{k}"
+        lines.append(f"        {target}[i] = {ref(v)}")
     head = ["import numpy as np", "from numba import njit", ""]
     for name, value in consts.values():
         kind = {"float32": "np.float32", "float64": "np.float64", "bool": "np.bool_"}[
@@ -317,7 +349,7 @@ def _compile_one(region: Region) -> None:
     ins = []
     for v, p in zip(region.graph.inputs, region.patterns):
         ins.append(np.zeros(1 if p == "s" else max(1, int(np.prod(v.shape))), v.dtype.np))
-    outs = [np.zeros(1, d) for d in region.out_dtypes]
+    outs = [np.zeros(1, d) for kk, d in enumerate(region.out_dtypes) if kk not in region.inplace]
     k(1, 1, *ins, *outs)  # forces compilation (or loading from the disk cache)
     region.kernel = k
 

@@ -253,8 +253,10 @@ def _inplace_ok(e: Eqn, iv: Var, last_use: int, i: int) -> bool:
         return False
     if e.prim.name in UFUNCS:
         return True  # elementwise, same shape: each element is read before it is written
-    # fused kernels are not written in place: LLVM cannot prove an output that aliases an
-    # input is safe to vectorise, and the scalar loop costs far more than a copy back
+    if e.prim.name == "fused":  # the kernel writes through the input's own argument
+        r = e.params["region"]
+        return any(v is iv for v in e.inputs) and all(
+            p == "f" for v, p in zip(e.inputs, r.patterns) if v is iv)
     return False
 
 
