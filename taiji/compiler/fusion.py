@@ -216,6 +216,7 @@ class Region:
         self.kernel = None
         self.inplace = dict(inplace)
         self.patterns = [pattern(v.shape, shape) for v in graph.inputs]
+        self._scalars = [i for i, p in enumerate(self.patterns) if p == "s"]
         self.source = kernel_source(graph, self.patterns, self.inplace)
         self.out_dtypes = [v.dtype.np for v in graph.outputs]
         self.size = int(np.prod(shape)) if shape else 1
@@ -251,15 +252,23 @@ class Region:
                         np.copyto(b, res[kk])
                         res[kk] = b
             return tuple(res)
-        flat = []
-        for a, p in zip(arrays, self.patterns):
-            if p == "f" or p == "t":
-                a = a if a.flags.c_contiguous else np.ascontiguousarray(a)
-                flat.append(a.reshape(-1))
-            elif p == "s":
-                flat.append(a.reshape(1))
+        for a in arrays:  # the kernel reads flat memory: views must be made contiguous
+            if not a.flags.c_contiguous:
+                arrays = tuple(x if x.flags.c_contiguous else np.ascontiguousarray(x)
+                               for x in arrays)
+                break
+        if self._scalars:  # 0-d values may arrive as NumPy scalars: give the kernel arrays
+            arrays = list(arrays)
+            for i in self._scalars:
+                arrays[i] = arrays[i].reshape(1)
+        if not ip:
+            if out is None:
+                outs = [np.empty(self.shape, d) for d in self.out_dtypes]
             else:
-                flat.append(np.ascontiguousarray(a).reshape(-1))
+                outs = [np.empty(self.shape, d) if b is None else b
+                        for b, d in zip(out, self.out_dtypes)]
+            k(self.size, self.last, *arrays, *outs)
+            return tuple(outs)
         outs = []
         for kk, d in enumerate(self.out_dtypes):
             if kk in ip:
@@ -268,8 +277,7 @@ class Region:
                 outs.append(out[kk])
             else:
                 outs.append(np.empty(self.shape, d))
-        k(self.size, self.last, *flat, *[o.reshape(-1) for kk, o in enumerate(outs)
-                                          if kk not in ip])
+        k(self.size, self.last, *arrays, *[o for kk, o in enumerate(outs) if kk not in ip])
         return tuple(outs)
 
     def __repr__(self):
@@ -277,16 +285,28 @@ class Region:
 
 
 def kernel_source(g: Graph, patterns, inplace: dict | None = None) -> str:
-    """Source of a numba loop kernel for sub-graph ``g`` (``inplace``: output -> input)."""
+    """Source of a numba loop kernel for sub-graph ``g`` (``inplace``: output -> input).
+
+    Two nested loops, rows x last dim, so that broadcast reads need no per-element integer
+    division: scalars are read once, keepdims rows once per row, trailing-dim operands by
+    column. The inner loop is plain arithmetic that LLVM vectorises."""
     inplace = inplace or {}
     names = {}
-    lines = []
     args = [f"a{i}" for i in range(len(g.inputs))]
     outs = [f"o{i}" for i in range(len(g.outputs)) if i not in inplace]
+    pre, row, inner = [], [], []
     for i, (v, p) in enumerate(zip(g.inputs, patterns)):
-        idx = {"f": "i", "s": "0", "t": f"i % a{i}.size", "r": "i // last"}[p]
         names[id(v)] = f"x{i}"
-        lines.append(f"        x{i} = a{i}[{idx}]")
+        if p == "s":
+            pre.append(f"    x{i} = a{i}[0]")
+        elif p == "r":
+            row.append(f"        x{i} = a{i}[r]")
+        elif p == "t":
+            pre.append(f"    m{i} = a{i}.size // last")
+            row.append(f"        t{i} = (r % m{i}) * last")
+            inner.append(f"            x{i} = a{i}[t{i} + c]")
+        else:
+            inner.append(f"            x{i} = a{i}[i]")
     consts = {}
 
     def ref(v):
@@ -306,10 +326,10 @@ def kernel_source(g: Graph, patterns, inplace: dict | None = None) -> str:
         else:
             expr = SCALAR_OPS[e.prim.name].format(*[ref(v) for v in e.inputs],
                                                   z=f"np.{tname}(0)", one=f"np.{tname}(1)")
-        lines.append(f"        {t} = {expr}")
+        inner.append(f"            {t} = {expr}")
     for k, v in enumerate(g.outputs):
         target = f"a{inplace[k]}" if k in inplace else f"o{k}"
-        lines.append(f"        {target}[i] = {ref(v)}")
+        inner.append(f"            {target}[i] = {ref(v)}")
     head = ["import numpy as np", "from numba import njit", ""]
     for name, value in consts.values():
         kind = {"float32": "np.float32", "float64": "np.float64", "bool": "np.bool_"}[
@@ -318,9 +338,12 @@ def kernel_source(g: Graph, patterns, inplace: dict | None = None) -> str:
         if val in ("inf", "-inf", "nan"):
             val = f"float('{val}')"
         head.append(f"{name} = {kind}({val})")
+    flat = [f"    {a} = {a}.reshape(-1)" for a, p in zip(args, patterns) if p != "s"]
+    flat += [f"    {o} = {o}.reshape(-1)" for o in outs]  # views of contiguous memory
     body = ["@njit(error_model='numpy', fastmath={'arcp', 'contract', 'afn'})",
-            f"def kernel(n, last, {', '.join(args + outs)}):",
-            "    for i in range(n):"] + lines
+            f"def kernel(n, last, {', '.join(args + outs)}):"] + flat + pre + [
+            "    for r in range(n // last):", "        base = r * last"] + row + [
+            "        for c in range(last):", "            i = base + c"] + inner
     return "\n".join(head + [""] + body) + "\n"
 
 
@@ -348,9 +371,10 @@ def _compile_one(region: Region) -> None:
     k = _load_kernel(region.source)
     ins = []
     for v, p in zip(region.graph.inputs, region.patterns):
-        ins.append(np.zeros(1 if p == "s" else max(1, int(np.prod(v.shape))), v.dtype.np))
-    outs = [np.zeros(1, d) for kk, d in enumerate(region.out_dtypes) if kk not in region.inplace]
-    k(1, 1, *ins, *outs)  # forces compilation (or loading from the disk cache)
+        ins.append(np.zeros(1 if p == "s" else v.shape, v.dtype.np))
+    outs = [np.zeros(region.shape, d) for kk, d in enumerate(region.out_dtypes)
+            if kk not in region.inplace]
+    k(0, 1, *ins, *outs)  # forces compilation for these argument types (n=0: no work)
     region.kernel = k
 
 

@@ -452,3 +452,12 @@ class Module:
     def __getstate__(self):
         raise TypeError("taiji modules are not pickled; save weights with taiji.save("
                         "module.state_dict(), path)")
+
+    def __deepcopy__(self, memo):
+        """``copy.deepcopy(module)``: a copy with its own parameters, buffers and submodules."""
+        import copy
+        new = object.__new__(type(self))
+        memo[id(self)] = new
+        for k, v in self.__dict__.items():
+            new.__dict__[k] = copy.deepcopy(v, memo)
+        return new
