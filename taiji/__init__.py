@@ -58,5 +58,7 @@ from taiji.compiler.trace import TracerError  # noqa: F401
 from taiji.control_flow import cond, switch, while_loop, fori_loop, scan  # noqa: F401
 
 from taiji import nn, optim, func  # noqa: F401
+from taiji.serialization import save, load, SerializationError  # noqa: F401
+from taiji import utils, datasets  # noqa: F401
 
 __version__ = "0.1.0"

@@ -187,7 +187,8 @@ def _parents(node):
 def _check_versions(node):
     for t, v in zip(node.inputs, node.versions):
         if t._version != v and node.prim.vjp_reads_inputs:
-            f, line = node.where
+            code, line = node.where
+            f = code.co_filename if code is not None else "<unknown>"
             raise RuntimeError(
                 f"one of the variables needed for gradient computation has been modified by an "
                 f"inplace operation: [taiji.{t.dtype.name} {list(t.shape)}] is at version "

@@ -106,7 +106,7 @@ def _add_tensor(arr: np.ndarray, tensors: dict, names: dict, path: str, owner) -
     base, i = name, 1
     while name in tensors or name == "__metadata__":
         name, i = f"{base}__{i}", i + 1
-    tensors[name] = (d, np.ascontiguousarray(arr))
+    tensors[name] = (d, arr if arr.flags.c_contiguous else arr.copy(order="C"))
     names[id(owner)] = (name, owner)  # keep ``owner`` alive so its id is not reused
     return name
 
@@ -171,7 +171,7 @@ def _write_chunks(f, chunks) -> None:
     for c in chunks:
         if isinstance(c, np.ndarray):
             if c.size:
-                f.write(memoryview(np.ascontiguousarray(c).reshape(-1).view(np.uint8)))
+                f.write(memoryview(c.reshape(-1).view(np.uint8)))
         else:
             f.write(c)
 

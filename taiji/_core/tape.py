@@ -30,6 +30,20 @@ def user_frame(skip: int = 2):
     return ("<unknown>", 0)
 
 
+def _where():
+    """user_frame for Node: starts above Node.__init__, record and bind (all taiji's)."""
+    f = sys._getframe(4)
+    inside = _inside
+    while f is not None:
+        r = inside.get(f.f_code)
+        if r is None:
+            r = inside[f.f_code] = f.f_code.co_filename.startswith(_PKG)
+        if not r:
+            return f.f_code, f.f_lineno
+        f = f.f_back
+    return None, 0
+
+
 class Node:
     """One recorded call: ``grad_fn`` of its outputs."""
 
@@ -52,7 +66,7 @@ class Node:
         self.versions = versions
         self.out_payloads = [o._data for o in outs]
         self.n_out = len(outs)
-        self.where = user_frame(3)
+        self.where = _where()  # (code, line): the file name is looked up only for errors
         self.freed = False
         self.display = None    # PyTorch's name for the composite op, when it differs
         self.hooks = None      # output index -> {handle id: hook}

@@ -26,10 +26,9 @@ from taiji.nn.loss import (  # noqa: F401
     HingeEmbeddingLoss, TripletMarginLoss, PoissonNLLLoss, GaussianNLLLoss,
 )
 from taiji.nn import functional, init, utils  # noqa: F401
-try:
-    from taiji.nn.rnn import RNNBase, RNN, LSTM, GRU, RNNCell, LSTMCell, GRUCell  # noqa: F401
-    from taiji.nn.attention import (  # noqa: F401
-        MultiheadAttention, TransformerEncoderLayer, TransformerEncoder,
-    )
-except ImportError:  # pragma: no cover - during development
-    pass
+from taiji.nn.rnn import (  # noqa: F401
+    RNNBase, RNN, LSTM, GRU, RNNCellBase, RNNCell, LSTMCell, GRUCell,
+)
+from taiji.nn.attention import (  # noqa: F401
+    MultiheadAttention, TransformerEncoderLayer, TransformerEncoder,
+)

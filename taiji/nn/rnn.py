@@ -11,6 +11,8 @@ from __future__ import annotations
 import math
 from typing import Optional, Tuple
 
+import numpy as np
+
 from taiji import _ops as O
 from taiji._creation import empty
 from taiji.nn import functional as F
@@ -298,11 +300,6 @@ class RNN(RNNBase):
         out, hn, _ = self._forward(input, hx, None)
         return out, hn
 
-    def extra_repr(self) -> str:
-        s = super().extra_repr()
-        return s + (f", nonlinearity={self.nonlinearity!r}" if self.nonlinearity != "tanh"
-                    else "")
-
 
 class LSTM(RNNBase):
     """Long short-term memory, gates (i, f, g, o) as in ``torch.nn.LSTM``.
@@ -398,6 +395,9 @@ class RNNCellBase(Module):
         if not batched:
             input = O.unsqueeze(input, 0)
             hxs = [None if h is None else O.unsqueeze(h, 0) for h in hxs]
+        # a missing state is zeros, as in PyTorch (so weight_hh still gets a zero gradient)
+        zeros = np.zeros((input.shape[0], self.hidden_size), dtype=input.dtype.np)
+        hxs = [O.const(zeros) if h is None else h for h in hxs]
         return input, hxs, batched
 
     def extra_repr(self) -> str:
@@ -425,11 +425,7 @@ class RNNCell(RNNCellBase):
 
     def forward(self, input: Tensor, hx: Optional[Tensor] = None) -> Tensor:
         x, (h,), batched = self._prep(input, [hx])
-        g = O.linear(x, self.weight_ih, self.bias_ih)
-        if h is not None:
-            g = g + O.linear(h, self.weight_hh)
-        if self.bias_hh is not None:
-            g = g + self.bias_hh
+        g = O.linear(x, self.weight_ih, self.bias_ih) + O.linear(h, self.weight_hh, self.bias_hh)
         h = O.tanh(g) if self.nonlinearity == "tanh" else O.relu(g)
         return h if batched else O.squeeze(h, 0)
 
