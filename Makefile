@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTEST_ARGS ?= -n 2
 
-.PHONY: test venv bench-eager clean
+.PHONY: test venv bench bench-eager clean
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -19,6 +19,12 @@ test: $(VENV)/.installed
 # Side-by-side eager overhead: taiji vs hand-written NumPy vs PyTorch (if installed).
 bench-eager: $(VENV)/.installed
 	$(PY) benchmarks/eager_overhead.py
+
+# The side-by-side suite: installs the peers (PyTorch CPU, JAX) into the venv first.
+bench: $(VENV)/.installed
+	$(PY) -m pip install -q -e '.[bench]'
+	$(PY) benchmarks/eager_overhead.py
+	$(PY) benchmarks/mlp_train.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache build *.egg-info

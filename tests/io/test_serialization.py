@@ -35,7 +35,8 @@ def test_round_trip_nested(tmp_path):
            "arr": np.arange(6, dtype=np.int16).reshape(2, 3),
            "dtypes": [taiji.float16, taiji.bfloat16],
            "bf": taiji.tensor([1.5, -2.0], dtype=taiji.bfloat16),
-           "b": taiji.tensor([True, False]), "empty": taiji.zeros(0, 3), "scalar": taiji.tensor(2.0)}
+           "b": taiji.tensor([True, False]), "empty": taiji.zeros(0, 3),
+           "scalar": taiji.tensor(2.0)}
     p = tmp_path / "ck.safetensors"
     taiji.save(obj, p)
     back = taiji.load(p)

@@ -97,19 +97,21 @@ class _Pool:
                 if not w.is_alive():
                     code = getattr(w, "exitcode", None)
                     pid = getattr(w, "pid", None)
-                    self.shutdown()
+                    self.shutdown(force=True)
                     raise RuntimeError(
                         f"DataLoader worker {i} (pid {pid}) exited unexpectedly with exit code "
                         f"{code} while {what}. It may have been killed (out of memory?) or "
                         f"crashed in native code; try num_workers=0 to see the error directly.")
             if deadline is not None and time.monotonic() >= deadline:
-                self.shutdown()
+                self.shutdown(force=True)
                 raise RuntimeError(
                     f"DataLoader timed out after {timeout} seconds while {what}: no worker "
                     f"delivered a batch in time (timeout={timeout}). A worker is stalled in "
                     f"the dataset or collate_fn, or the timeout is too short for one batch.")
 
-    def shutdown(self) -> None:
+    def shutdown(self, force: bool = False) -> None:
+        """Stop the workers: ask politely, then (processes) terminate; ``force`` skips the
+        polite wait (a stalled or broken pool)."""
         if not getattr(self, "alive", False):
             return
         self.alive = False
@@ -119,7 +121,7 @@ class _Pool:
                 q.put(None)
             except Exception:
                 pass
-        deadline = time.monotonic() + (2.0 if self.kind == "process" else 0.2)
+        deadline = time.monotonic() + (0.0 if force else 2.0 if self.kind == "process" else 0.2)
         for w in self.workers:
             w.join(timeout=max(0.0, deadline - time.monotonic()))
         if self.kind == "process":
@@ -177,7 +179,9 @@ class _MultiIter:
         self.task_worker: dict[int, int] = {}
         self.buffer: dict[int, Any] = {}
         self.done = False
-        self.skip = skip if loader._iterable else 0
+        # skipped batches (resume) are fetched and dropped, so each worker's random stream
+        # advances exactly as in the uninterrupted run
+        self.skip = skip
         for _ in range(loader.prefetch_factor * self.n):
             self._put()
 
@@ -401,7 +405,7 @@ class DataLoader:
             base_seed = seed_from_key(_draw_key(self.generator))
         self._base_seed = base_seed
         self._epoch += 1
-        tasks = self._tasks(skip)
+        tasks = self._tasks(skip if self.num_workers == 0 else 0)
         if self.num_workers == 0:
             impl = _SingleIter(self, tasks, skip)
         else:
