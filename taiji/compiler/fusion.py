@@ -10,6 +10,7 @@ NumPy. There is no disk cache of machine code: numba's loads pickles, which taij
 """
 from __future__ import annotations
 
+import atexit
 import importlib.util
 import os
 import threading
@@ -401,6 +402,17 @@ def _request(region: Region) -> None:
         if _worker is None:
             _worker = threading.Thread(target=_work, name="taiji-kernels", daemon=True)
             _worker.start()
+
+
+def _stop_at_exit() -> None:
+    """Drop queued kernels and let the one being compiled finish, so the interpreter never
+    shuts down underneath numba's compiler (a daemon thread killed mid-compile can crash)."""
+    with _lock:
+        _queue.clear()
+    wait_for_kernels(timeout=30.0)
+
+
+atexit.register(_stop_at_exit)
 
 
 def wait_for_kernels(timeout: float = 60.0) -> bool:

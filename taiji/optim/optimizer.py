@@ -19,7 +19,7 @@ from copy import deepcopy
 from typing import Any, Callable, Iterable
 
 from taiji import _dtypes as dt
-from taiji._core.interpreters import eager
+from taiji._core.interpreters import eager, STATE
 from taiji.autograd import no_grad, enable_grad
 from taiji.tensor import Tensor
 
@@ -201,9 +201,31 @@ class Optimizer:
                     params.append(p)
                     grads.append(p.grad)
                     states.append(self.state[p])
-                if params:
+                if not params:
+                    continue
+                if STATE.interp is None and self.compile_updates:
+                    self._compiled_update(gi, group, params, grads, states)
+                else:
                     self._update(group, self._hyperparams(gi, group), params, grads, states)
         return loss
+
+    #: Eager steps run the update through taiji.jit: one compiled program per parameter set,
+    #: whose elementwise math fuses into one loop per parameter (PyTorch's fused/foreach
+    #: optimizers, from our own compiler). Set to False to run it op by op.
+    compile_updates: bool = True
+
+    def _compiled_update(self, gi, group, params, grads, states) -> None:
+        """Run ``_update`` for one group as a compiled program. Parameters and state are
+        captured (updated in place); gradients are arguments (new tensors every step)."""
+        from taiji.compiler.api import jit
+        cache = self.__dict__.setdefault("_update_programs", {})
+        key = (gi, tuple(id(p) for p in params), self._structure())
+        fn = cache.get(key)
+        if fn is None:
+            def update(grads):
+                self._update(group, self._hyperparams(gi, group), params, list(grads), states)
+            fn = cache[key] = jit(update)
+        fn(tuple(grads))
 
     def _update(self, group: dict, hp: dict, params: list, grads: list, states: list) -> None:
         raise NotImplementedError

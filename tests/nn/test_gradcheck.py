@@ -17,6 +17,14 @@ from tests._gradcheck import gradcheck, gradgradcheck
 RNG = np.random.default_rng(1234)
 
 
+@pytest.fixture(autouse=True)
+def _seeded():
+    """Same inputs and initial weights whichever tests run, in whatever order."""
+    global RNG
+    RNG = np.random.default_rng(1234)
+    taiji.manual_seed(1234)
+
+
 def _rand(*shape, seed=None):
     rng = RNG if seed is None else np.random.default_rng(seed)
     return rng.standard_normal(shape)
@@ -56,15 +64,14 @@ def _assert_params_used(fn, arrays, n_inputs):
 def check_module(m, inputs, extra=(), kwargs=None, out=None):
     """gradcheck and gradgradcheck of a float64 module w.r.t. its float inputs and all its
     parameters. Off the kinks, piecewise-linear ops (relu, max pooling, hinges) have a zero
-    second derivative that double backward must reproduce, so ``gg`` stays on for them too;
-    the whole file runs in a few seconds."""
+    second derivative that double backward must reproduce, so they are checked too; the
+    whole file runs in a few seconds."""
     m = m.double()
     fn, params = _module_fn(m, len(inputs), extra, kwargs, out)
     arrays = list(inputs) + params
     _assert_params_used(fn, arrays, len(inputs))
-    assert gradcheck(fn, arrays, **tol)
-    if gg:
-        assert gradgradcheck(fn, arrays, **tol)
+    assert gradcheck(fn, arrays)
+    assert gradgradcheck(fn, arrays)
 
 
 # ---------------------------------------------------------------------------------- layers
@@ -210,8 +217,11 @@ def test_rnn_bidirectional_batch_first_hidden(cls):
         def fn(x, h, c, *ps):
             out, (hn, cn) = functional_call(m, dict(zip(names, ps)), (x, (h, c)))
             return out, hn, cn
-        assert gradcheck(fn, [_rand(1, 2, 1), h0, _rand(2, 1, 2) * 0.5] +
-                         [p.detach().numpy().copy() for _, p in m.named_parameters()])
+        arrays = [_rand(1, 2, 1), h0, _rand(2, 1, 2) * 0.5] + \
+            [p.detach().numpy().copy() for _, p in m.named_parameters()]
+        _assert_params_used(fn, arrays, 3)
+        assert gradcheck(fn, arrays)
+        assert gradgradcheck(fn, arrays)
     else:
         check_module(m, [_rand(1, 2, 1), h0])
 
@@ -239,6 +249,7 @@ def test_rnn_cells(cls):
         [p.detach().numpy().copy() for _, p in m.named_parameters()]
     _assert_params_used(fn, arrays, 1 + nh)
     assert gradcheck(fn, arrays)
+    assert gradgradcheck(fn, arrays)
 
 
 def test_multihead_attention():
@@ -304,11 +315,11 @@ REDUCTIONS = ["none", "mean", "sum"]
 
 
 def check_loss(loss, inputs, extra=()):
-    """gradcheck of ``loss(*inputs, *extra)`` w.r.t. the float ``inputs``."""
+    """gradcheck and gradgradcheck of ``loss(*inputs, *extra)`` w.r.t. the float
+    ``inputs``."""
     fn = lambda *ts: loss(*ts, *extra)  # noqa: E731
     assert gradcheck(fn, inputs)
-    if gg:
-        assert gradgradcheck(fn, inputs)
+    assert gradgradcheck(fn, inputs)
 
 
 def _t(a):
