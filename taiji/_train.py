@@ -343,10 +343,12 @@ class FitConfig:
     resume: str | None = None
     metrics: str | None = None
     progress: bool = True
+    schedule: str = "cosine"
 
 
 def _ckpt_config(task: Task, cfg: FitConfig, n_train: int) -> dict:
     return {"model": task.name, "optimizer": cfg.optimizer, "lr": cfg.lr,
+            "schedule": cfg.schedule, "epochs": cfg.epochs,
             "batch_size": cfg.batch_size, "seed": cfg.seed, "n_train": n_train}
 
 
@@ -425,6 +427,11 @@ def fit(task: Task, cfg: FitConfig, log: Callable[[str], None] = print) -> dict:
         check_checkpoint_dir(cfg.checkpoint_dir)
     model, kind = task.model, task.kind
     opt = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr)
+    if cfg.schedule not in ("cosine", "constant"):
+        raise TrainError(f"unknown schedule {cfg.schedule!r}; use cosine or constant")
+    # cosine: the learning rate decays from lr to 0 over the run, stepped once per epoch
+    sched = (taiji.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
+             if cfg.schedule == "cosine" else None)
     gen = taiji.Generator().manual_seed(cfg.seed)
     loader = DataLoader(task.train_set, batch_size=cfg.batch_size, shuffle=True, generator=gen)
     n_train = len(task.train_set)
@@ -434,13 +441,15 @@ def fit(task: Task, cfg: FitConfig, log: Callable[[str], None] = print) -> dict:
     if cfg.resume:
         ck = load_checkpoint(cfg.resume)
         want = _ckpt_config(task, cfg, n_train)
-        for k in ("model", "batch_size", "n_train", "optimizer"):
+        for k in ("model", "batch_size", "n_train", "optimizer", "schedule", "epochs"):
             if ck["config"].get(k) != want[k]:
                 raise TrainError(f"checkpoint {cfg.resume!r} was made with {k}="
                                  f"{ck['config'].get(k)!r}, this run has {k}={want[k]!r}")
         try:
             model.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])
+            if sched is not None and ck.get("scheduler") is not None:
+                sched.load_state_dict(ck["scheduler"])
         except (KeyError, ValueError, RuntimeError, TypeError) as e:
             raise TrainError(f"cannot resume from {cfg.resume!r}: "
                              f"{str(e).splitlines()[0]}") from None
@@ -463,6 +472,7 @@ def fit(task: Task, cfg: FitConfig, log: Callable[[str], None] = print) -> dict:
             return None
         ck = {"model": model.state_dict(), "optimizer": opt.state_dict(),
               "loader": loader.state_dict(), "rng": taiji.get_rng_state(),
+              "scheduler": sched.state_dict() if sched is not None else None,
               "epoch": epoch_done, "history": history, "partial": partial,
               "steps": total_steps, "train_time": train_time,
               "config": _ckpt_config(task, cfg, n_train)}
@@ -514,6 +524,8 @@ def fit(task: Task, cfg: FitConfig, log: Callable[[str], None] = print) -> dict:
                 ckpt_path = save(epoch, "interrupted")
                 break
             ev = evaluate(task, predict)
+            if sched is not None:
+                sched.step()
             rec = {"epoch": epoch + 1, "train_loss": partial["loss"] / partial["seen"],
                    "train_time": partial["time"],
                    "steps_per_s": partial["steps"] / max(partial["time"], 1e-9),

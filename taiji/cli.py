@@ -39,6 +39,8 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--epochs", type=int, default=None, help="epochs (default: 10; cnn 5)")
     t.add_argument("--batch-size", type=int, default=64)
     t.add_argument("--lr", type=float, default=None, help="learning rate (default per model)")
+    t.add_argument("--schedule", choices=("cosine", "constant"), default="cosine",
+                   help="learning-rate schedule over the epochs (default cosine, to 0)")
     t.add_argument("--optimizer", choices=tuple(OPTIMIZERS), default="adam")
     t.add_argument("--device", default="cpu")
     t.add_argument("--seed", type=int, default=0)
@@ -130,7 +132,8 @@ def _train(args) -> int:
     cfg = FitConfig(epochs=epochs, batch_size=args.batch_size, lr=args.lr,
                     optimizer=args.optimizer, mode=args.mode, seed=args.seed,
                     device=args.device, checkpoint_dir=args.checkpoint_dir, resume=resume,
-                    metrics=args.metrics, progress=not args.no_progress)
+                    metrics=args.metrics, progress=not args.no_progress,
+                    schedule=args.schedule)
     res = fit(task, cfg, log=lambda s: print(s, flush=True))
     if res["interrupted"]:
         where = res["checkpoint"] or "(no --checkpoint-dir: nothing saved)"
