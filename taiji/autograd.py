@@ -137,6 +137,16 @@ def _run_hooks(hooks, g):
     return g
 
 
+_POST_BACKWARD: list = []  # callbacks queued during a backward(), run when it ends
+
+
+def queue_callback(fn) -> None:
+    """Run ``fn()`` once the current ``backward()`` has written every ``.grad`` (PyTorch's
+    ``Variable._execution_engine.queue_callback``; DistributedDataParallel uses it from its
+    gradient hooks to finish the gradient all-reduce)."""
+    _POST_BACKWARD.append(fn)
+
+
 # ---------------------------------------------------------------- the engine
 
 def _make_seed(t, g):
@@ -317,6 +327,8 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
         if not create_graph:
             g = g.detach()
         t.grad = g if t.grad is None else (t.grad + g if create_graph else _acc(t.grad, g))
+    while _POST_BACKWARD:
+        _POST_BACKWARD.pop(0)()
 
 
 def _acc(old, g):

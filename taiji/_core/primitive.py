@@ -50,7 +50,7 @@ class Primitive:
     """A named operation and its rules (see the module docstring)."""
 
     def __init__(self, name: str, *, multiple_results: bool = False, nondiff: bool = False,
-                 vjp_reads_inputs: bool = True):
+                 vjp_reads_inputs: bool = True, effectful: bool = False):
         if name in PRIMITIVES:
             raise ValueError(f"primitive {name!r} is defined twice")
         self.name = name
@@ -59,6 +59,9 @@ class Primitive:
         # False for linear ops whose VJP needs only shapes: an in-place change to their
         # inputs after the call is harmless, so backward does not complain about it
         self.vjp_reads_inputs = vjp_reads_inputs
+        # True for ops with effects outside the graph (collectives talk to other processes):
+        # the compiler never constant-folds them or merges two of them (see compiler.passes)
+        self.effectful = effectful
         self.impl: Callable | None = None
         self.shape_dtype: Callable | None = None
         self.vjp: Callable | None = None

@@ -16,9 +16,21 @@ def _mT(a):
     return a.swapaxes(-1, -2)
 
 
+def _lowp_in(xp, *xs):
+    """float16 / bfloat16 operands of a NumPy product, upcast to float32: NumPy has no BLAS
+    for them (float16 loops are ~6x slower, einsum rejects bfloat16). Products accumulate in
+    float32 and round once to the operands' dtype, as PyTorch's CPU and tensor-core kernels
+    do. (Array modules with native half-precision products, such as CuPy, are left alone.)"""
+    if xp.__name__ != "numpy" or xs[0].dtype.itemsize != 2 or xs[0].dtype.kind not in "fV":
+        return xs
+    return tuple(a.astype(xp.float32) for a in xs)
+
+
 @matmul.def_impl
 def _matmul_impl(xp, x, y, *, ta=False, tb=False):
-    return xp.matmul(_mT(x) if ta else x, _mT(y) if tb else y)
+    a, b = _lowp_in(xp, x, y)
+    out = xp.matmul(_mT(a) if ta else a, _mT(b) if tb else b)
+    return out if out.dtype == x.dtype else out.astype(x.dtype)
 
 
 def _eff(shape, t):
@@ -75,7 +87,12 @@ matmul.def_batch(_binary_batch(matmul))  # flags act on the last two dims: unaff
 # `spec` is explicit ("ij,jk->ik"), without ellipses (the op layer expands them).
 
 einsum = Primitive("einsum")
-einsum.def_impl(lambda xp, *xs, spec: xp.einsum(spec, *xs, optimize=len(xs) > 2))
+
+
+@einsum.def_impl
+def _einsum_impl(xp, *xs, spec):
+    out = xp.einsum(spec, *_lowp_in(xp, *xs), optimize=len(xs) > 2)
+    return out if out.dtype == xs[0].dtype else out.astype(xs[0].dtype)
 
 
 def _parse(spec):

@@ -69,7 +69,8 @@ def emit_eqn(em: Emitter, e, out_buf: str | None) -> str:
     if p == "relu":
         zero = em.const(np.zeros((), e.outputs[0].dtype.np), "_z")
         return f"_np.maximum({ins[0]}, {zero}{outk})"
-    if p == "matmul":
+    if p == "matmul" and np.dtype(e.outputs[0].aval.dtype.np).itemsize > 2:
+        # (half-precision products go through the primitive's impl: float32 accumulation)
         a = f"{ins[0]}.swapaxes(-1, -2)" if prm.get("ta") else ins[0]
         b = f"{ins[1]}.swapaxes(-1, -2)" if prm.get("tb") else ins[1]
         return f"_np.matmul({a}, {b}{outk})"

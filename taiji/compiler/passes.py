@@ -48,7 +48,8 @@ def cse(g: Graph) -> Graph:
     for e in g.eqns:
         ins = [_subst(v, env) for v in e.inputs]
         prm = _hashable(e.params)
-        k = None if prm is None else (e.prim.name, tuple(_key(v) for v in ins), prm)
+        k = None if prm is None or e.prim.effectful else (
+            e.prim.name, tuple(_key(v) for v in ins), prm)
         if k is not None and k in seen:
             for o, prev in zip(e.outputs, seen[k].outputs):
                 env[id(o)] = prev
@@ -67,7 +68,7 @@ def fold_constants(g: Graph) -> Graph:
     for e in g.eqns:
         ins = [_subst(v, env) for v in e.inputs]
         small = all(np.prod(o.shape, dtype=np.int64) <= MAX_FOLD_ELEMENTS for o in e.outputs)
-        if ins and all(isinstance(v, Literal) for v in ins) and small:
+        if ins and all(isinstance(v, Literal) for v in ins) and small and not e.prim.effectful:
             out = e.prim.impl(np, *[v.value for v in ins], **e.params)
             outs = out if e.prim.multiple_results else (out,)
             for o, val in zip(e.outputs, outs):

@@ -46,7 +46,7 @@ def test_regions_stop_at_reductions_and_shape_changes():
 
 
 @pytest.mark.skipif(not fusion._numba_available(), reason="numba is not installed")
-def test_kernels_match_numpy_path_and_eager():
+def test_kernels_match_numpy_path_and_eager(kernels):
     rng = np.random.default_rng(0)
     arrs = [rng.standard_normal((32, 48)).astype(np.float32) for _ in range(3)]
     arrs.append(rng.random((32, 48)).astype(np.float32))
@@ -65,7 +65,7 @@ def test_kernels_match_numpy_path_and_eager():
 
 
 @pytest.mark.skipif(not fusion._numba_available(), reason="numba is not installed")
-def test_kernel_broadcast_patterns_and_select():
+def test_kernel_broadcast_patterns_and_select(kernels):
     def h(x, b, r):
         return taiji.where(x > 0, x * b, (x - r).tanh()).sigmoid()
     f = taiji.jit(h)
