@@ -58,6 +58,8 @@ from taiji.compiler.trace import TracerError  # noqa: F401
 from taiji.control_flow import cond, switch, while_loop, fori_loop, scan  # noqa: F401
 
 from taiji import nn, optim, func  # noqa: F401
+from taiji.amp import autocast, is_autocast_enabled, get_autocast_dtype  # noqa: F401
+from taiji import amp  # noqa: F401
 from taiji.serialization import save, load, SerializationError  # noqa: F401
 from taiji import utils, datasets  # noqa: F401
 

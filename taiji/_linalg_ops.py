@@ -9,6 +9,7 @@ from taiji import _dtypes as dt
 from taiji import _ops as O
 from taiji._prims import structure as S, linalg as L
 from taiji._ops import _operands, to
+from taiji._core.interpreters import STATE
 from taiji._shape_ops import named, permute, reshape, unsqueeze
 
 
@@ -17,6 +18,8 @@ def matmul(x, y):
     if not (isinstance(x, O.Tensor) and isinstance(y, O.Tensor)):
         raise TypeError(f"matmul: expected Tensors, got {type(x).__name__} and "
                         f"{type(y).__name__}")
+    if STATE.autocast is not None:  # taiji.amp: runs in the autocast dtype
+        x, y = STATE.autocast.cast("matmul", x, y)
     if x.dtype is not y.dtype:
         x, y = _operands(x, y)
     if x.ndim == 0 or y.ndim == 0:
@@ -49,12 +52,16 @@ def _swap_last(nd: int) -> tuple:
 def mm(x, y):
     if x.ndim != 2 or y.ndim != 2:
         raise RuntimeError(f"mm: expected 2-D tensors, got {x.ndim}D and {y.ndim}D")
+    if STATE.autocast is not None:  # taiji.amp: runs in the autocast dtype
+        x, y = STATE.autocast.cast("mm", x, y)
     return matmul(x, y)
 
 
 def bmm(x, y):
     if x.ndim != 3 or y.ndim != 3:
         raise RuntimeError(f"bmm: expected 3-D tensors, got {x.ndim}D and {y.ndim}D")
+    if STATE.autocast is not None:  # taiji.amp: runs in the autocast dtype
+        x, y = STATE.autocast.cast("bmm", x, y)
     return matmul(x, y)
 
 
@@ -83,6 +90,8 @@ def einsum(equation: str, *operands):
     """Einstein summation: ``einsum('ij,jk->ik', a, b)``; '...' and implicit outputs work."""
     if len(operands) == 1 and isinstance(operands[0], (list, tuple)):
         operands = tuple(operands[0])
+    if STATE.autocast is not None:  # taiji.amp: runs in the autocast dtype
+        operands = STATE.autocast.cast("einsum", *operands)
     eq = equation.replace(" ", "")
     lhs, arrow, rhs = eq.partition("->")
     ins = lhs.split(",")
@@ -136,6 +145,8 @@ def tensordot(a, b, dims=2):
 
 def linear(x, weight, bias=None):
     """``x @ weight.T + bias`` (BLAS's transpose flag: no transposed copy, no transpose op)."""
+    if STATE.autocast is not None:  # taiji.amp: runs in the autocast dtype
+        x, weight, bias = STATE.autocast.cast("linear", x, weight, bias)
     if x.ndim >= 2 and weight.ndim == 2:
         if x.dtype is not weight.dtype:
             x, weight = _operands(x, weight)

@@ -167,6 +167,8 @@ def _is_float(a, b):
 
 def pow(x, exponent):
     """``x ** exponent`` with PyTorch's promotion (an int tensor to a float power is float)."""
+    if STATE.autocast is not None:  # taiji.amp: runs in float32
+        x, exponent = STATE.autocast.cast("pow", x, exponent)
     if isinstance(exponent, _SCALARS) and isinstance(x, Tensor):
         if exponent == 2 and x.dtype.is_floating_point:
             return x * x  # cheaper and exact; same derivative
@@ -218,8 +220,13 @@ def _float_in(x):
     return x if x.dtype.is_floating_point else to(x, dt.get_default_dtype())
 
 
-def _unary(prim, promote=True):
-    if promote:
+def _unary(prim, promote=True, amp=None):
+    if amp is not None:  # on taiji.amp's float32 list
+        def op(x):
+            if STATE.autocast is not None:
+                x, = STATE.autocast.cast(amp, x)
+            return prim(x if x.dtype.is_floating_point else to(x, dt.get_default_dtype()))
+    elif promote:
         def op(x):
             return prim(x if x.dtype.is_floating_point else to(x, dt.get_default_dtype()))
     else:
@@ -229,9 +236,11 @@ def _unary(prim, promote=True):
     return op
 
 
-exp, log, log1p, expm1 = _unary(E.exp), _unary(E.log), _unary(E.log1p), _unary(E.expm1)
-sqrt, rsqrt, sin, cos = _unary(E.sqrt), _unary(E.rsqrt), _unary(E.sin), _unary(E.cos)
-tan, tanh, sigmoid, erf = _unary(E.tan), _unary(E.tanh), _unary(E.sigmoid), _unary(E.erf)
+exp, log = _unary(E.exp, amp="exp"), _unary(E.log, amp="log")
+log1p, expm1 = _unary(E.log1p, amp="log1p"), _unary(E.expm1, amp="expm1")
+sqrt, rsqrt = _unary(E.sqrt), _unary(E.rsqrt, amp="rsqrt")
+sin, cos, tan = _unary(E.sin), _unary(E.cos), _unary(E.tan, amp="tan")
+tanh, sigmoid, erf = _unary(E.tanh), _unary(E.sigmoid), _unary(E.erf)
 neg, abs, sign = _unary(E.neg, False), _unary(E.abs_, False), _unary(E.sign, False)
 relu = _unary(E.relu, False)
 isnan, isinf, isfinite = _unary(E.isnan, False), _unary(E.isinf, False), _unary(E.isfinite, False)
@@ -266,6 +275,8 @@ def log10(x):
 
 
 def reciprocal(x):
+    if STATE.autocast is not None:  # taiji.amp: runs in float32
+        x, = STATE.autocast.cast("reciprocal", x)
     x = _float_in(x)
     return E.div(scalar(1.0, x.dtype), x)
 
@@ -365,6 +376,8 @@ def _accumulating(x, dtype):
 
 def sum(x, dim=None, keepdim=False, *, dtype=None):
     """Sum over ``dim`` (all by default); bool and integer tensors sum in int64."""
+    if STATE.autocast is not None and dtype is None:  # taiji.amp: runs in float32
+        x, = STATE.autocast.cast("sum", x)
     x = _accumulating(x, dtype)
     return R.reduce_sum(x, axes=_dims(x, dim), keepdims=keepdim)
 
@@ -405,6 +418,8 @@ def std_mean(x, dim=None, *, correction=1, keepdim=False):
 
 
 def prod(x, dim=None, keepdim=False, *, dtype=None):
+    if STATE.autocast is not None and dtype is None:  # taiji.amp: runs in float32
+        x, = STATE.autocast.cast("prod", x)
     x = _accumulating(x, dtype)
     return R.reduce_prod(x, axes=_dims(x, dim), keepdims=keepdim)
 
@@ -470,6 +485,8 @@ def any(x, dim=None, keepdim=False):
 
 def logsumexp(x, dim=None, keepdim=False):
     """log(sum(exp(x))) computed stably (the max is subtracted first)."""
+    if STATE.autocast is not None:  # taiji.amp: runs in float32
+        x, = STATE.autocast.cast("logsumexp", x)
     x = _float_in(x)
     axes = _dims(x, dim)
     m = R.reduce_max(x, axes=axes, keepdims=True).detach()
@@ -480,6 +497,8 @@ def logsumexp(x, dim=None, keepdim=False):
 
 def norm(x, p="fro", dim=None, keepdim=False):
     """Vector p-norm (p = 2, 1, inf, -inf, 0 or any number) over ``dim``."""
+    if STATE.autocast is not None:  # taiji.amp: runs in float32
+        x, = STATE.autocast.cast("norm", x)
     x = _float_in(x)
     if p in ("fro", 2, 2.0):
         s = sum(x * x, dim, keepdim)
@@ -498,17 +517,23 @@ def norm(x, p="fro", dim=None, keepdim=False):
 
 
 def cumsum(x, dim, *, dtype=None):
+    if STATE.autocast is not None and dtype is None:  # taiji.amp: runs in float32
+        x, = STATE.autocast.cast("cumsum", x)
     x = _accumulating(x, dtype)
     return R.cumsum(x, axis=_dims(x, dim)[0] if x.ndim else 0) if x.ndim else x
 
 
 def cumprod(x, dim, *, dtype=None):
+    if STATE.autocast is not None and dtype is None:  # taiji.amp: runs in float32
+        x, = STATE.autocast.cast("cumprod", x)
     x = _accumulating(x, dtype)
     return R.cumprod(x, axis=_dims(x, dim)[0]) if x.ndim else x
 
 
 def softmax(x, dim=-1, dtype=None):
     """exp(x) / sum(exp(x)) along ``dim``, stabilised by subtracting the max."""
+    if STATE.autocast is not None and dtype is None:  # taiji.amp: runs in float32
+        x, = STATE.autocast.cast("softmax", x)
     if dtype is not None:
         x = to(x, dtype)
     x = _float_in(x)
@@ -517,6 +542,8 @@ def softmax(x, dim=-1, dtype=None):
 
 def log_softmax(x, dim=-1, dtype=None):
     """log(softmax(x)) along ``dim``, computed stably in one step."""
+    if STATE.autocast is not None and dtype is None:  # taiji.amp: runs in float32
+        x, = STATE.autocast.cast("log_softmax", x)
     if dtype is not None:
         x = to(x, dtype)
     x = _float_in(x)

@@ -19,6 +19,7 @@ class _State(threading.local):
 
     interp = None
     grad_enabled = True
+    autocast = None  # taiji.amp: the active autocast policy (None: off; see taiji/amp)
 
 
 STATE = _State()

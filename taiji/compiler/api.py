@@ -154,7 +154,9 @@ class JitFunction:
             else:
                 spec.append(("S", _static_key(leaf, "a non-tensor argument")))
                 slots.append(leaf)
-        key = (treedef, tuple(spec), tuple(static), STATE.grad_enabled)
+        ac = STATE.autocast  # taiji.amp: a region's policy changes the traced graph
+        key = (treedef, tuple(spec), tuple(static),
+               STATE.grad_enabled if ac is None else (STATE.grad_enabled, ac.key))
 
         def rebuild(traced):
             it = iter(traced)

@@ -31,13 +31,14 @@ def import_mpi():
 class Work:
     """A pending (or finished) collective: ``wait()`` returns its result array."""
 
-    def __init__(self, result: np.ndarray, req: Any = None, finish=None):
+    def __init__(self, result: np.ndarray, req: Any = None, finish=None, keep: Any = None):
         self._result, self._req, self._finish = result, req, finish
+        self._keep = keep  # the send buffer must outlive the request
 
     def wait(self) -> np.ndarray:
         if self._req is not None:
             self._req.Wait()
-            self._req = None
+            self._req = self._keep = None
             if self._finish is not None:
                 self._result = self._finish(self._result)
         return self._result
@@ -134,7 +135,7 @@ class MPIBackend(Backend):
         mop = self._op(op, np.dtype(orig) if orig is not None else w.dtype)
         out = np.empty_like(w)
         req = self.comm.Iallreduce(w, out, op=mop)
-        return Work(out, req, self._finish(op, orig, self.size))
+        return Work(out, req, self._finish(op, orig, self.size), keep=w)
 
     def allgather(self, x):
         w, orig = _wire(x)

@@ -32,3 +32,4 @@ from taiji.nn.rnn import (  # noqa: F401
 from taiji.nn.attention import (  # noqa: F401
     MultiheadAttention, TransformerEncoderLayer, TransformerEncoder,
 )
+from taiji.nn import parallel  # noqa: F401,E402  (DistributedDataParallel)

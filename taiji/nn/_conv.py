@@ -15,6 +15,7 @@ import numpy as np
 from taiji import _ops as O
 from taiji._prims import structure as S
 from taiji.tensor import Tensor
+from taiji._core.interpreters import STATE
 
 
 def _tup(v, n: int, name: str = "argument") -> tuple:
@@ -125,18 +126,24 @@ def conv2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, 
         weight: (C_out, C_in / groups, kH, kW).
         bias: (C_out,) or None.
     """
+    if STATE.autocast is not None:  # taiji.amp: runs in the autocast dtype
+        input, weight, bias = STATE.autocast.cast("conv2d", input, weight, bias)
     return _convnd(input, weight, bias, stride, padding, dilation, groups, 2)
 
 
 def conv1d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1, padding=0,
            dilation=1, groups: int = 1) -> Tensor:
     """1-D cross-correlation over (N, C_in, L) input; weight (C_out, C_in / groups, k)."""
+    if STATE.autocast is not None:  # taiji.amp: runs in the autocast dtype
+        input, weight, bias = STATE.autocast.cast("conv1d", input, weight, bias)
     return _convnd(input, weight, bias, stride, padding, dilation, groups, 1)
 
 
 def conv_transpose2d(input: Tensor, weight: Tensor, bias: Tensor | None = None, stride=1,
                      padding=0, output_padding=0, groups: int = 1, dilation=1) -> Tensor:
     """The transpose (gradient) of conv2d: weight (C_in, C_out / groups, kH, kW)."""
+    if STATE.autocast is not None:  # taiji.amp: runs in the autocast dtype
+        input, weight, bias = STATE.autocast.cast("conv_transpose2d", input, weight, bias)
     if input.ndim == 3:
         return O.squeeze(conv_transpose2d(O.unsqueeze(input, 0), weight, bias, stride,
                                           padding, output_padding, groups, dilation), 0)

@@ -10,6 +10,7 @@ from taiji import _ops as O
 from taiji import _indexing as I
 from taiji._prims import structure as S
 from taiji.tensor import Tensor
+from taiji.amp.autocast_mode import fp32_op  # taiji.amp: losses run in float32
 
 _REDUCTIONS = ("none", "mean", "sum")
 
@@ -75,6 +76,7 @@ def _nll(logp: Tensor, target: Tensor, weight, ignore_index, reduction, label_sm
     return _reduce(loss, reduction)
 
 
+@fp32_op("nll_loss")
 def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_average=None,
              ignore_index: int = -100, reduce=None, reduction: str = "mean") -> Tensor:
     """Negative log-likelihood: ``-input[i, target[i]]`` (input holds log-probabilities).
@@ -84,6 +86,7 @@ def nll_loss(input: Tensor, target: Tensor, weight: Tensor | None = None, size_a
     return _nll(input, target, weight, ignore_index, _legacy(size_average, reduce, reduction))
 
 
+@fp32_op("cross_entropy")
 def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                   size_average=None, ignore_index: int = -100, reduce=None,
                   reduction: str = "mean", label_smoothing: float = 0.0) -> Tensor:
@@ -123,6 +126,7 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
     return _nll(logp, target, weight, ignore_index, reduction, label_smoothing, "cross_entropy")
 
 
+@fp32_op("binary_cross_entropy")
 def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
                          size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
     """-(t log x + (1 - t) log(1 - x)), logs clamped at -100 like PyTorch."""
@@ -136,6 +140,7 @@ def binary_cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = 
     return _reduce(loss, reduction)
 
 
+@fp32_op("binary_cross_entropy_with_logits")
 def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
                                      weight: Tensor | None = None, size_average=None,
                                      reduce=None, reduction: str = "mean",
@@ -154,6 +159,7 @@ def binary_cross_entropy_with_logits(input: Tensor, target: Tensor,
     return _reduce(loss, reduction)
 
 
+@fp32_op("mse_loss")
 def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
              reduction: str = "mean", weight=None) -> Tensor:
     """(input - target)^2, reduced."""
@@ -161,12 +167,14 @@ def mse_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
     return _reduce(d * d, _legacy(size_average, reduce, reduction))
 
 
+@fp32_op("l1_loss")
 def l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
             reduction: str = "mean") -> Tensor:
     """|input - target|, reduced."""
     return _reduce(O.abs(input - target), _legacy(size_average, reduce, reduction))
 
 
+@fp32_op("smooth_l1_loss")
 def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
                    reduction: str = "mean", beta: float = 1.0) -> Tensor:
     """0.5 d^2 / beta where |d| < beta, else |d| - 0.5 beta."""
@@ -178,6 +186,7 @@ def smooth_l1_loss(input: Tensor, target: Tensor, size_average=None, reduce=None
     return _reduce(loss, reduction)
 
 
+@fp32_op("huber_loss")
 def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean",
                delta: float = 1.0, weight=None) -> Tensor:
     """0.5 d^2 where |d| <= delta, else delta (|d| - 0.5 delta)."""
@@ -186,6 +195,7 @@ def huber_loss(input: Tensor, target: Tensor, reduction: str = "mean",
     return _reduce(loss, reduction)
 
 
+@fp32_op("kl_div")
 def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None,
            reduction: str = "mean", log_target: bool = False) -> Tensor:
     """KL(target || exp(input)) pointwise: ``target * (log target - input)``; input holds
@@ -202,6 +212,7 @@ def kl_div(input: Tensor, target: Tensor, size_average=None, reduce=None,
     return _reduce(loss, reduction)
 
 
+@fp32_op("cosine_embedding_loss")
 def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor,
                           margin: float = 0.0, size_average=None, reduce=None,
                           reduction: str = "mean") -> Tensor:
@@ -218,6 +229,7 @@ def cosine_embedding_loss(input1: Tensor, input2: Tensor, target: Tensor,
     return _reduce(pos + neg, _legacy(size_average, reduce, reduction))
 
 
+@fp32_op("margin_ranking_loss")
 def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: float = 0.0,
                         size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
     """max(0, -target * (x1 - x2) + margin)."""
@@ -225,12 +237,14 @@ def margin_ranking_loss(input1: Tensor, input2: Tensor, target: Tensor, margin: 
     return _reduce(loss, _legacy(size_average, reduce, reduction))
 
 
+@fp32_op("soft_margin_loss")
 def soft_margin_loss(input: Tensor, target: Tensor, size_average=None, reduce=None,
                      reduction: str = "mean") -> Tensor:
     """log(1 + exp(-y x))."""
     return _reduce(O.softplus(-target * input), _legacy(size_average, reduce, reduction))
 
 
+@fp32_op("hinge_embedding_loss")
 def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0,
                          size_average=None, reduce=None, reduction: str = "mean") -> Tensor:
     zero = O.scalar(0.0, input.dtype)
@@ -239,6 +253,7 @@ def hinge_embedding_loss(input: Tensor, target: Tensor, margin: float = 1.0,
     return _reduce(loss, _legacy(size_average, reduce, reduction))
 
 
+@fp32_op("poisson_nll_loss")
 def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True,
                      full: bool = False, size_average=None, eps: float = 1e-8, reduce=None,
                      reduction: str = "mean") -> Tensor:
@@ -250,6 +265,7 @@ def poisson_nll_loss(input: Tensor, target: Tensor, log_input: bool = True,
     return _reduce(loss, _legacy(size_average, reduce, reduction))
 
 
+@fp32_op("gaussian_nll_loss")
 def gaussian_nll_loss(input: Tensor, target: Tensor, var: Tensor, full: bool = False,
                       eps: float = 1e-6, reduction: str = "mean") -> Tensor:
     v = O.clamp_min(var, eps)
@@ -259,6 +275,7 @@ def gaussian_nll_loss(input: Tensor, target: Tensor, var: Tensor, full: bool = F
     return _reduce(loss, reduction)
 
 
+@fp32_op("triplet_margin_loss")
 def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor,
                         margin: float = 1.0, p: float = 2.0, eps: float = 1e-6,
                         swap: bool = False, size_average=None, reduce=None,
@@ -271,6 +288,7 @@ def triplet_margin_loss(anchor: Tensor, positive: Tensor, negative: Tensor,
     return _reduce(O.clamp_min(dp - dn + margin, 0.0), _legacy(size_average, reduce, reduction))
 
 
+@fp32_op("multi_margin_loss")
 def multi_margin_loss(input: Tensor, target: Tensor, p: int = 1, margin: float = 1.0,
                       weight: Tensor | None = None, size_average=None, reduce=None,
                       reduction: str = "mean") -> Tensor:

@@ -16,6 +16,7 @@ from taiji import _ops as O
 from taiji import _indexing as I
 from taiji._prims import structure as S, nn as NN
 from taiji.tensor import Tensor
+from taiji._core.interpreters import STATE
 from taiji.nn._conv import (  # noqa: F401
     conv1d, conv2d, conv_transpose2d, max_pool1d, max_pool2d, avg_pool1d, avg_pool2d,
     adaptive_avg_pool1d, adaptive_avg_pool2d, adaptive_max_pool2d, unfold, fold,
@@ -203,6 +204,8 @@ def alpha_dropout(input, p=0.5, training=False, inplace=False):
 def layer_norm(input: Tensor, normalized_shape: Sequence[int], weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     """Normalise over the last ``len(normalized_shape)`` dimensions, then scale and shift."""
+    if STATE.autocast is not None:  # taiji.amp: runs in float32
+        input, weight, bias = STATE.autocast.cast("layer_norm", input, weight, bias)
     normalized_shape = (normalized_shape,) if isinstance(normalized_shape, int) else \
         tuple(normalized_shape)
     k = len(normalized_shape)
@@ -244,6 +247,10 @@ def batch_norm(input: Tensor, running_mean: Tensor | None, running_var: Tensor |
     """Batch normalisation over all dims but 1. In training, batch statistics are used and
     the running estimates are updated in place: ``r = (1 - momentum) * r + momentum * stat``
     (the variance estimate is unbiased, as in PyTorch). ``momentum`` may be a 0-d tensor."""
+    if STATE.autocast is not None and input.dtype in (dt.float16, dt.bfloat16):
+        # taiji.amp: normalise in float32, keep the input's dtype (cuDNN's mixed batch norm)
+        return O.to(batch_norm(O.to(input, dt.float32), running_mean, running_var, weight,
+                               bias, training, momentum, eps), input.dtype)
     if input.ndim < 2:
         raise ValueError(f"batch_norm: expected at least 2-D input, got {input.ndim}-D")
     dims = (0,) + tuple(range(2, input.ndim))
@@ -292,6 +299,8 @@ def instance_norm(input: Tensor, running_mean=None, running_var=None, weight=Non
 def group_norm(input: Tensor, num_groups: int, weight: Tensor | None = None,
                bias: Tensor | None = None, eps: float = 1e-5) -> Tensor:
     """Normalise over groups of channels (and all spatial dims), then scale per channel."""
+    if STATE.autocast is not None:  # taiji.amp: runs in float32
+        input, weight, bias = STATE.autocast.cast("group_norm", input, weight, bias)
     n, c = input.shape[:2]
     if c % num_groups:
         raise RuntimeError(f"group_norm: {c} channels are not divisible into {num_groups} "
@@ -381,6 +390,9 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
                                  enable_gqa: bool = False) -> Tensor:
     """softmax(q k^T * scale + mask) v. A boolean mask marks the positions that may attend
     (True = keep), as in PyTorch; a float mask is added to the scores."""
+    if STATE.autocast is not None:  # taiji.amp: runs in the autocast dtype
+        query, key, value = STATE.autocast.cast("scaled_dot_product_attention", query, key,
+                                                value)
     L, S_ = query.shape[-2], key.shape[-2]
     scale = 1.0 / math.sqrt(query.shape[-1]) if scale is None else scale
     scores = O.matmul(query, O.transpose(key, -2, -1)) * scale
