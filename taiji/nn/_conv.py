@@ -108,10 +108,17 @@ def _convnd(x, weight, bias, stride, padding, dilation, groups, nsp):
     cols, outs = _windows(x, kernel, stride, pads, dilation)  # (N, C, K, *outs)
     k = math.prod(kernel)
     L = math.prod(outs)
-    cols = O.reshape(cols, (n, groups, (c // groups) * k, L))
-    w = O.reshape(weight, (groups, o // groups, (c // groups) * k))
-    out = O.matmul(w, cols)  # (N, G, O/G, L)
-    out = O.reshape(out, (n, o) + tuple(outs))
+    if groups == 1:
+        # one large GEMM, (O, C*K) @ (C*K, N*L), instead of N small ones: BLAS runs it at
+        # full speed (a broadcast batch of small products does not)
+        cols = O.reshape(O.permute(O.reshape(cols, (n, c * k, L)), (1, 0, 2)), (c * k, n * L))
+        out = O.matmul(O.reshape(weight, (o, c * k)), cols)  # (O, N*L)
+        out = O.permute(O.reshape(out, (o, n) + tuple(outs)), (1, 0) + tuple(range(2, 2 + nsp)))
+    else:
+        cols = O.reshape(cols, (n, groups, (c // groups) * k, L))
+        w = O.reshape(weight, (groups, o // groups, (c // groups) * k))
+        out = O.matmul(w, cols)  # (N, G, O/G, L)
+        out = O.reshape(out, (n, o) + tuple(outs))
     if bias is not None:
         out = out + O.reshape(bias, (1, o) + (1,) * nsp)
     return out
