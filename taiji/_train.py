@@ -286,15 +286,29 @@ def n_correct(kind: str, out, y):
     return (out * 0).sum()
 
 
-def make_train_step(model, optimizer, loss_fn: Callable, kind: str) -> Callable:
+AMP_DTYPES = {"bf16": "bfloat16", "fp16": "float16"}
+
+
+def make_train_step(model, optimizer, loss_fn: Callable, kind: str, amp: str | None = None,
+                    scaler=None) -> Callable:
     """The PyTorch-style step, ``step(x, y) -> (loss, n_correct)``; the same function runs
-    eagerly or, wrapped in ``taiji.jit``, as one compiled program."""
+    eagerly or, wrapped in ``taiji.jit``, as one compiled program. ``amp`` ('bf16' or
+    'fp16') runs forward and loss under ``taiji.autocast``; fp16 also scales the loss with
+    ``scaler`` (a ``taiji.amp.GradScaler``), which skips steps whose gradients overflow."""
+    dtype = getattr(taiji, AMP_DTYPES[amp]) if amp else None
+
     def train_step(x, y):
         optimizer.zero_grad()
-        out = model(x)
-        loss = loss_fn(out, y)
-        loss.backward()
-        optimizer.step()
+        with taiji.autocast("cpu", dtype=dtype, enabled=amp is not None):
+            out = model(x)
+            loss = loss_fn(out, y)
+        if scaler is not None:
+            scaler.scale(loss).backward()
+            scaler.step(optimizer)
+            scaler.update()
+        else:
+            loss.backward()
+            optimizer.step()
         return loss, n_correct(kind, out, y)
     return train_step
 
@@ -344,6 +358,8 @@ class FitConfig:
     metrics: str | None = None
     progress: bool = True
     schedule: str = "cosine"
+    amp: str | None = None          # 'bf16' | 'fp16'
+    distributed: bool = False       # data-parallel over MPI ranks (taiji launch)
 
 
 def _ckpt_config(task: Task, cfg: FitConfig, n_train: int) -> dict:
@@ -378,6 +394,10 @@ def load_checkpoint(path: str) -> dict:
     if not isinstance(ck, dict) or not need <= set(ck):
         raise TrainError(f"cannot resume from {path!r}: not a `taiji train` checkpoint")
     return ck
+
+
+def _quiet(message: str) -> None:
+    """The log of ranks other than 0 in distributed runs."""
 
 
 class _StopFlag:
@@ -426,14 +446,36 @@ def fit(task: Task, cfg: FitConfig, log: Callable[[str], None] = print) -> dict:
     if cfg.checkpoint_dir:
         check_checkpoint_dir(cfg.checkpoint_dir)
     model, kind = task.model, task.kind
+    rank, world = 0, 1
+    if cfg.distributed:  # every rank trains on its shard; gradients are averaged by DDP
+        import taiji.distributed as dist
+        from taiji.nn.parallel import DistributedDataParallel
+        if not dist.is_initialized():
+            dist.init_process_group("mpi")
+        rank, world = dist.get_rank(), dist.get_world_size()
+        model = DistributedDataParallel(model)
+        if rank != 0:  # only rank 0 reports and writes files
+            cfg.progress, cfg.checkpoint_dir, cfg.metrics = False, None, None
+            log = _quiet
     opt = make_optimizer(cfg.optimizer, model.parameters(), cfg.lr)
+    if cfg.amp is not None and cfg.amp not in AMP_DTYPES:
+        raise TrainError(f"unknown --amp {cfg.amp!r}; use bf16 or fp16")
+    scaler = taiji.amp.GradScaler() if cfg.amp == "fp16" else None
     if cfg.schedule not in ("cosine", "constant"):
         raise TrainError(f"unknown schedule {cfg.schedule!r}; use cosine or constant")
     # cosine: the learning rate decays from lr to 0 over the run, stepped once per epoch
     sched = (taiji.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=cfg.epochs)
              if cfg.schedule == "cosine" else None)
     gen = taiji.Generator().manual_seed(cfg.seed)
-    loader = DataLoader(task.train_set, batch_size=cfg.batch_size, shuffle=True, generator=gen)
+    if cfg.distributed:
+        from taiji.utils.data import DistributedSampler
+        sampler = DistributedSampler(task.train_set, num_replicas=world, rank=rank,
+                                     seed=cfg.seed)
+        loader = DataLoader(task.train_set, batch_size=cfg.batch_size, sampler=sampler)
+    else:
+        sampler = None
+        loader = DataLoader(task.train_set, batch_size=cfg.batch_size, shuffle=True,
+                            generator=gen)
     n_train = len(task.train_set)
     history: list = []
     partial = {"loss": 0.0, "correct": 0.0, "seen": 0, "steps": 0, "time": 0.0}
@@ -450,6 +492,8 @@ def fit(task: Task, cfg: FitConfig, log: Callable[[str], None] = print) -> dict:
             opt.load_state_dict(ck["optimizer"])
             if sched is not None and ck.get("scheduler") is not None:
                 sched.load_state_dict(ck["scheduler"])
+            if scaler is not None and ck.get("scaler") is not None:
+                scaler.load_state_dict(ck["scaler"])
         except (KeyError, ValueError, RuntimeError, TypeError) as e:
             raise TrainError(f"cannot resume from {cfg.resume!r}: "
                              f"{str(e).splitlines()[0]}") from None
@@ -460,7 +504,7 @@ def fit(task: Task, cfg: FitConfig, log: Callable[[str], None] = print) -> dict:
         log(f"resumed from {cfg.resume} at epoch {start_epoch + 1}"
             + (f", step {partial['steps']}" if partial["steps"] else ""))
 
-    step = make_train_step(model, opt, task.loss_fn, kind)
+    step = make_train_step(model, opt, task.loss_fn, kind, cfg.amp, scaler)
 
     def predict(x):
         return model(x)
@@ -473,6 +517,7 @@ def fit(task: Task, cfg: FitConfig, log: Callable[[str], None] = print) -> dict:
         ck = {"model": model.state_dict(), "optimizer": opt.state_dict(),
               "loader": loader.state_dict(), "rng": taiji.get_rng_state(),
               "scheduler": sched.state_dict() if sched is not None else None,
+              "scaler": scaler.state_dict() if scaler is not None else None,
               "epoch": epoch_done, "history": history, "partial": partial,
               "steps": total_steps, "train_time": train_time,
               "config": _ckpt_config(task, cfg, n_train)}
@@ -489,6 +534,8 @@ def fit(task: Task, cfg: FitConfig, log: Callable[[str], None] = print) -> dict:
     ckpt_path, interrupted, final = None, False, history[-1] if history else {}
     with _StopFlag() as stop:
         for epoch in range(start_epoch, cfg.epochs):
+            if sampler is not None:
+                sampler.set_epoch(epoch)
             bar = tqdm(total=len(loader), initial=partial["steps"], unit="step",
                        desc=f"epoch {epoch + 1}/{cfg.epochs}", disable=not cfg.progress,
                        dynamic_ncols=True, leave=True)

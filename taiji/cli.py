@@ -30,7 +30,8 @@ def build_parser() -> argparse.ArgumentParser:
     from taiji._train import MODELS, OPTIMIZERS
     p = _Parser(prog="taiji", description="taiji: PyTorch's eager face and JAX's compiled "
                 "face over one core.")
-    sub = p.add_subparsers(dest="command", parser_class=_Parser, metavar="{train,info}")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser,
+                           metavar="{train,info,launch}")
     t = sub.add_parser("train", help="train one of the seed's models",
                        description="Train one of the seed's models (eager or jit).")
     t.add_argument("model", choices=MODELS, help="which model")
@@ -57,6 +58,14 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--limit", type=int, default=None, metavar="N",
                    help="use only the first N training (and test) examples")
     t.add_argument("--no-progress", action="store_true", help="no progress bars")
+    t.add_argument("--amp", choices=("bf16", "fp16"), default=None,
+                   help="automatic mixed precision (taiji.autocast; fp16 adds a GradScaler)")
+    t.add_argument("--distributed", action="store_true",
+                   help="data-parallel training over MPI ranks (started through mpirun)")
+    t.add_argument("--nproc", type=int, default=2,
+                   help="ranks to start for --distributed when not already under MPI")
+    sub.add_parser("launch", help="run a script on N MPI ranks: taiji launch -n 2 script.py",
+                   add_help=False)
     sub.add_parser("info", help="versions, devices, BLAS, threads, datasets",
                    description="Print versions, devices, BLAS, threads and dataset locations.")
     return p
@@ -111,7 +120,7 @@ def plot_history(history: list, path: str, title: str, kind: str,
     os.replace(tmp, path)
 
 
-def _train(args) -> int:
+def _train(args, argv: Sequence[str] | None = None) -> int:
     from taiji._train import FitConfig, TrainError, build_task, fit, primary_metric
     epochs = args.epochs if args.epochs is not None else (5 if args.model == "cnn" else 10)
     if epochs < 1 or args.batch_size < 1 or (args.limit is not None and args.limit < 1):
@@ -127,19 +136,33 @@ def _train(args) -> int:
             if not os.path.isdir(d) or not os.access(d, os.W_OK):
                 raise TrainError(f"{flag} {path!r}: directory {d!r} does not exist or is not "
                                  f"writable")
+    if args.distributed and "OMPI_COMM_WORLD_SIZE" not in os.environ and \
+            "PMI_SIZE" not in os.environ:
+        # not under MPI yet: start this same command on --nproc ranks through the launcher
+        import tempfile
+        from taiji.distributed.launch import main as launch
+        entry = os.path.join(tempfile.mkdtemp(prefix="taiji-launch-"), "taiji_train.py")
+        with open(entry, "w") as f:  # a script outside the package for the launcher to run
+            f.write("import sys\nfrom taiji.cli import main\nsys.exit(main(sys.argv[1:]))\n")
+        return launch(["-n", str(args.nproc), entry, *argv])
     task = build_task(args.model, args.data_dir, args.limit, args.seed)
-    print(f"taiji train {args.model} --mode {args.mode}: {task.data_note}", flush=True)
+    lead = not args.distributed or os.environ.get("OMPI_COMM_WORLD_RANK",
+                                                  os.environ.get("PMI_RANK", "0")) == "0"
+    if lead:  # in a distributed run only rank 0 reports
+        print(f"taiji train {args.model} --mode {args.mode}: {task.data_note}", flush=True)
     cfg = FitConfig(epochs=epochs, batch_size=args.batch_size, lr=args.lr,
                     optimizer=args.optimizer, mode=args.mode, seed=args.seed,
                     device=args.device, checkpoint_dir=args.checkpoint_dir, resume=resume,
                     metrics=args.metrics, progress=not args.no_progress,
-                    schedule=args.schedule)
+                    schedule=args.schedule, amp=args.amp, distributed=args.distributed)
     res = fit(task, cfg, log=lambda s: print(s, flush=True))
     if res["interrupted"]:
         where = res["checkpoint"] or "(no --checkpoint-dir: nothing saved)"
         print(f"interrupted: checkpoint saved to {where}; continue with --resume",
               file=sys.stderr, flush=True)
         return 130
+    if not lead:
+        return 0
     final, m = res["final"], primary_metric(task.kind)
     line = (f"summary: model={args.model} mode={args.mode} epochs={len(res['history'])} "
             f"{m}={final.get(m, float('nan')):.4f} train_time={res['train_time']:.1f}s "
@@ -233,6 +256,10 @@ def _info() -> int:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``taiji`` command; returns the exit status."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["launch"]:  # everything after `launch` belongs to the launcher
+        from taiji.distributed.launch import main as launch
+        return launch(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:
@@ -240,7 +267,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     from taiji._train import TrainError
     try:
-        return _train(args) if args.command == "train" else _info()
+        return _train(args, argv) if args.command == "train" else _info()
     except TrainError as e:
         print(f"taiji: error: {e}", file=sys.stderr)
         return 2

@@ -138,3 +138,30 @@ def test_recommender_and_linear_train(tmp_path):
                   "--mode", "jit")
     assert p.returncode == 0, p.stderr[-3000:]
     assert "test_mse=" in p.stdout
+
+
+def test_amp_flag_trains(tmp_path):
+    for amp, mode in (("bf16", "eager"), ("fp16", "jit")):
+        r = taiji_cli("train", "mlp", "--amp", amp, "--mode", mode, "--limit", "256",
+                      "--epochs", "1", "--no-progress", cwd=tmp_path)
+        assert r.returncode == 0, r.stderr
+        assert "summary: model=mlp" in r.stdout
+
+
+def test_distributed_flag_runs_two_ranks(tmp_path):
+    pytest.importorskip("mpi4py", reason="mpi4py is not installed (pip install taiji[dist])")
+    if shutil.which("mpirun") is None:
+        pytest.skip("mpirun is not installed (apt-get install openmpi-bin)")
+    r = taiji_cli("train", "mlp", "--distributed", "--limit", "256", "--epochs", "1",
+                  "--no-progress", "--checkpoint-dir", str(tmp_path / "ck"), timeout=240,
+                  cwd=tmp_path)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.count("summary: model=mlp") == 1  # only rank 0 reports
+    assert (tmp_path / "ck" / "mlp-last.safetensors").exists()
+
+
+def test_launch_subcommand_dry_run(tmp_path):
+    if shutil.which("mpirun") is None:
+        pytest.skip("mpirun is not installed (apt-get install openmpi-bin)")
+    r = taiji_cli("launch", "-n", "2", "--dry-run", "script.py", "--x", "1", cwd=tmp_path)
+    assert r.returncode == 0 and "mpirun" in r.stdout and "script.py --x 1" in r.stdout
