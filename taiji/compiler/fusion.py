@@ -21,19 +21,19 @@ from taiji import _dtypes as dt
 from taiji._core.ir import Eqn, Graph, Literal, Var
 from taiji._core.primitive import Primitive, ShapedArray
 
-# primitive -> expression template over scalar operands (numba nopython syntax)
+# primitive -> expression template over scalar operands (numba nopython syntax). Only
+# operations IEEE 754 rounds correctly are fused (no exp/log/tanh/pow, whose last bits differ
+# between NumPy's and LLVM's implementations) and kernels compile without fast-math or FMA
+# contraction: a region gives bit-for-bit the same result on its NumPy tier and its kernel
+# tier, so results never depend on when a background compile finished.
 SCALAR_OPS = {
     "add": "({0} + {1})", "sub": "({0} - {1})", "mul": "({0} * {1})", "div": "({0} / {1})",
     "maximum": "np.maximum({0}, {1})", "minimum": "np.minimum({0}, {1})",
-    "pow": "({0} ** {1})", "neg": "(-{0})", "exp": "np.exp({0})", "log": "np.log({0})",
-    "log1p": "np.log1p({0})", "expm1": "np.expm1({0})", "sqrt": "np.sqrt({0})",
-    "sin": "np.sin({0})", "cos": "np.cos({0})", "tan": "np.tan({0})", "tanh": "np.tanh({0})",
-    "abs": "np.abs({0})", "sign": "np.sign({0})", "floor": "np.floor({0})",
-    "ceil": "np.ceil({0})", "trunc": "np.trunc({0})",
+    "neg": "(-{0})", "sqrt": "np.sqrt({0})", "abs": "np.abs({0})", "sign": "np.sign({0})",
+    "floor": "np.floor({0})", "ceil": "np.ceil({0})", "trunc": "np.trunc({0})",
     "eq": "({0} == {1})", "ne": "({0} != {1})", "lt": "({0} < {1})", "le": "({0} <= {1})",
     "gt": "({0} > {1})", "ge": "({0} >= {1})", "select": "({1} if {0} else {2})",
-    "relu": "np.maximum({0}, {z})", "rsqrt": "({one} / np.sqrt({0}))",
-    "sigmoid": "({one} / ({one} + np.exp(-{0})))",
+    "relu": "np.maximum({0}, {z})",
 }
 FLOATS = (dt.float32, dt.float64)
 MIN_REGION = 2
@@ -341,7 +341,7 @@ def kernel_source(g: Graph, patterns, inplace: dict | None = None) -> str:
         head.append(f"{name} = {kind}({val})")
     flat = [f"    {a} = {a}.reshape(-1)" for a, p in zip(args, patterns) if p != "s"]
     flat += [f"    {o} = {o}.reshape(-1)" for o in outs]  # views of contiguous memory
-    body = ["@njit(error_model='numpy', fastmath={'arcp', 'contract', 'afn'})",
+    body = ["@njit(error_model='numpy', fastmath=False)",
             f"def kernel(n, last, {', '.join(args + outs)}):"] + flat + pre + [
             "    for r in range(n // last):", "        base = r * last"] + row + [
             "        for c in range(last):", "            i = base + c"] + inner
@@ -387,10 +387,37 @@ def _work():
                 _worker = None
                 return
             region = _queue.pop(0)
-        try:
-            _compile_one(region)
-        except Exception:  # a kernel that will not compile leaves the region on NumPy
-            region.kernel = None
+        with _compiling:
+            try:
+                _compile_one(region)
+            except Exception:  # a kernel that will not compile leaves the region on NumPy
+                region.kernel = None
+
+
+# fork() while the compiler thread is inside numba/LLVM would hand the child locks that no
+# thread will ever release (a DataLoader's process workers fork). So a fork waits for the
+# kernel being compiled, and the child starts with no compiler thread and an empty queue.
+_compiling = threading.Lock()
+
+
+def _before_fork() -> None:
+    _compiling.acquire()
+
+
+def _after_fork_parent() -> None:
+    _compiling.release()
+
+
+def _after_fork_child() -> None:
+    global _worker, _lock, _compiling
+    _lock, _compiling = threading.Lock(), threading.Lock()
+    _queue.clear()
+    _worker = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_parent,
+                        after_in_child=_after_fork_child)
 
 
 def _request(region: Region) -> None:
