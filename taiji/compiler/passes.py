@@ -89,6 +89,11 @@ def _swaps_last_two(perm) -> bool:
     return k >= 2 and tuple(perm) == tuple(range(k - 2)) + (k - 1, k - 2)
 
 
+def _mul_prim():
+    from taiji._prims.elementwise import mul
+    return mul
+
+
 def _use_counts(g: Graph) -> dict:
     uses = {}
     for e in g.eqns:
@@ -130,6 +135,19 @@ def simplify(g: Graph) -> Graph:
             alias = producer[id(ins[0])].inputs[0]
         if alias is not None:
             env[id(o)] = alias
+            n += 1
+            continue
+        if (p == "div" and ins[1].aval.shape == () and ins[0].aval.shape != ()
+                and o.dtype.is_floating_point):
+            # x / s (s a scalar) -> x * (1 / s): one scalar division instead of one per element
+            inv = Var(ins[1].aval)
+            one = Literal(np.ones((), o.dtype.np))
+            ie = Eqn(e.prim, [one, ins[1]], {}, [inv], e.where)
+            producer[id(inv)] = ie
+            eqns.append(ie)
+            ne = Eqn(_mul_prim(), [ins[0], inv], {}, e.outputs, e.where)
+            producer[id(o)] = ne
+            eqns.append(ne)
             n += 1
             continue
         src = producer.get(id(ins[0])) if ins and isinstance(ins[0], Var) else None

@@ -135,3 +135,12 @@ def test_typecheck_catches_bad_graphs():
     y = v(3)
     with pytest.raises(TypeError, match="before it is defined"):
         Graph([x], [Eqn(E.exp, [y], {}, [v(3)])], []).typecheck()
+
+
+def test_simplify_divides_by_a_scalar_once():
+    x, s, o = v(8), v(), v(8)
+    g = P.simplify(Graph([x, s], [Eqn(E.div, [x, s], {}, [o])], [o]))
+    g.typecheck()
+    assert [e.prim.name for e in g.eqns] == ["div", "mul"] and g.eqns[0].outputs[0].shape == ()
+    a = np.linspace(1, 2, 8).astype(np.float32)
+    np.testing.assert_allclose(run(g, a, np.float32(3.0))[0], a / 3, rtol=1e-6)
