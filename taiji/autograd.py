@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import heapq
 import itertools
 
 from taiji import _ops as O
@@ -162,36 +163,12 @@ def _make_seed(t, g):
     return O.to(g, t.dtype)
 
 
-def _toposort(roots):
-    """Nodes reachable from ``roots``, each after every node that consumes its outputs."""
-    order, seen = [], set()
-    for r in roots:
-        if r is None or id(r) in seen:
-            continue
-        seen.add(id(r))
-        stack = [(r, iter(_parents(r)))]
-        while stack:
-            node, it = stack[-1]
-            for p in it:
-                if id(p) not in seen:
-                    seen.add(id(p))
-                    stack.append((p, iter(_parents(p))))
-                    break
-            else:
-                stack.pop()
-                order.append(node)
-    order.reverse()
-    return order
-
-
-def _parents(node):
-    if node.freed:
-        raise RuntimeError(
-            "Trying to backward through the graph a second time (or directly access saved "
-            "tensors after they have already been freed). Saved intermediate values of the graph "
-            "are freed when you call .backward() or autograd.grad(). Specify retain_graph=True "
-            "if you need to backward through the graph a second time.")
-    return [e[0] for e in node.edges if e is not None and e[1] >= 0]
+def _freed_error():
+    return RuntimeError(
+        "Trying to backward through the graph a second time (or directly access saved "
+        "tensors after they have already been freed). Saved intermediate values of the graph "
+        "are freed when you call .backward() or autograd.grad(). Specify retain_graph=True "
+        "if you need to backward through the graph a second time.")
 
 
 def _check_versions(node):
@@ -249,7 +226,17 @@ def _engine(roots, seeds, retain_graph, create_graph, capture=None):
         if not r._requires_grad:
             raise RuntimeError(f"element {i} of tensors does not require grad and does not "
                                f"have a grad_fn")
-    order = _toposort([r._node for r in roots])
+    # Nodes are numbered as they are recorded, and every consumer of a node's outputs was
+    # recorded after it: popping the highest number first visits each node after all of its
+    # consumers (PyTorch's ready queue), with no separate topological sort.
+    heap, queued = [], set()
+    for r in roots:
+        n = r._node
+        if n is not None and id(n) not in queued:
+            if n.freed:
+                raise _freed_error()
+            queued.add(id(n))
+            heapq.heappush(heap, (-n.seq, n))
     if STATE.interp is not None and hasattr(STATE.interp, "saw_backward"):
         STATE.interp.saw_backward = True  # a jit trace: its outputs need no history
     for r, s in zip(roots, seeds):
@@ -257,7 +244,8 @@ def _engine(roots, seeds, retain_graph, create_graph, capture=None):
     prev = STATE.grad_enabled
     STATE.grad_enabled = bool(create_graph)
     try:
-        for node in order:
+        while heap:
+            node = heapq.heappop(heap)[1]
             cts = buffers.pop(id(node), None)
             if cts is None:
                 continue
@@ -287,7 +275,15 @@ def _engine(roots, seeds, retain_graph, create_graph, capture=None):
                 g = cts[0]
                 gins = rule(g, node.inputs, outs[0], **node.params)
             for edge, g in zip(node.edges, gins):
+                if edge is None or g is None:
+                    continue
                 send(edge, g)
+                p = edge[0]
+                if edge[1] >= 0 and id(p) not in queued:
+                    if p.freed:
+                        raise _freed_error()
+                    queued.add(id(p))
+                    heapq.heappush(heap, (-p.seq, p))
             if not retain_graph:
                 node.freed = True
                 node.inputs = node.edges = ()

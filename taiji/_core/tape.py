@@ -6,12 +6,14 @@ output gets one wired back to this node, without a reference cycle).
 """
 from __future__ import annotations
 
+import itertools
 import os
 import sys
 
 _PKG = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
+_seq = itertools.count()
 _inside: dict = {}  # code object -> is it taiji's own code? (cached: this runs per op)
 
 
@@ -47,10 +49,11 @@ def _where():
 class Node:
     """One recorded call: ``grad_fn`` of its outputs."""
 
-    __slots__ = ("prim", "params", "inputs", "edges", "versions", "out_payloads", "n_out",
+    __slots__ = ("seq", "prim", "params", "inputs", "edges", "versions", "out_payloads", "n_out",
                  "where", "freed", "hooks", "retained", "display", "__weakref__")
 
     def __init__(self, prim, params, inputs, outs):
+        self.seq = next(_seq)  # recording order: consumers always come later (backward order)
         self.prim = prim
         self.params = params
         self.inputs = inputs
