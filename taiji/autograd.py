@@ -12,6 +12,8 @@ import functools
 import heapq
 import itertools
 
+import numpy as np
+
 from taiji import _ops as O
 from taiji._core.interpreters import STATE
 from taiji._core.tape import _grad_fn_name
@@ -171,17 +173,15 @@ def _freed_error():
         "if you need to backward through the graph a second time.")
 
 
-def _check_versions(node):
-    for t, v in zip(node.inputs, node.versions):
-        if t._version != v and node.prim.vjp_reads_inputs:
-            code, line = node.where
-            f = code.co_filename if code is not None else "<unknown>"
-            raise RuntimeError(
-                f"one of the variables needed for gradient computation has been modified by an "
-                f"inplace operation: [taiji.{t.dtype.name} {list(t.shape)}] is at version "
-                f"{t._version}; expected version {v} instead. It was saved by "
-                f"{node.name()} (the '{node.prim.name}' created at {f}:{line}). Avoid the "
-                f"in-place change (use an out-of-place op, or .clone() the tensor first).")
+def _version_error(node, t, v):
+    code, line = node.where
+    f = code.co_filename if code is not None else "<unknown>"
+    raise RuntimeError(
+        f"one of the variables needed for gradient computation has been modified by an "
+        f"inplace operation: [taiji.{t.dtype.name} {list(t.shape)}] is at version "
+        f"{t._version}; expected version {v} instead. It was saved by "
+        f"{node.name()} (the '{node.prim.name}' created at {f}:{line}). Avoid the "
+        f"in-place change (use an out-of-place op, or .clone() the tensor first).")
 
 
 def _outputs_of(node):
@@ -203,25 +203,8 @@ def _outputs_of(node):
 def _engine(roots, seeds, retain_graph, create_graph, capture=None):
     """Propagate ``seeds`` from ``roots``. Leaf gradients accumulate into ``.grad`` unless
     ``capture`` (a dict keyed by leaf id or (node id, output index)) collects them."""
-    buffers = {}   # id(node) -> list of cotangents per output
+    buffers = {}     # id(node) -> list of cotangents per output
     leaf_grads = {}  # id(leaf) -> [leaf, grad]
-
-    def send(edge, g):
-        if g is None or edge is None:
-            return
-        n, i = edge
-        if i < 0:  # a leaf tensor
-            slot = leaf_grads.get(id(n))
-            if slot is None:
-                leaf_grads[id(n)] = [n, g]
-            else:
-                slot[1] = slot[1] + g
-            return
-        buf = buffers.get(id(n))
-        if buf is None:
-            buf = buffers[id(n)] = [None] * n.n_out
-        buf[i] = g if buf[i] is None else buf[i] + g
-
     for i, r in enumerate(roots):
         if not r._requires_grad:
             raise RuntimeError(f"element {i} of tensors does not require grad and does not "
@@ -230,22 +213,31 @@ def _engine(roots, seeds, retain_graph, create_graph, capture=None):
     # recorded after it: popping the highest number first visits each node after all of its
     # consumers (PyTorch's ready queue), with no separate topological sort.
     heap, queued = [], set()
-    for r in roots:
+    push, pop = heapq.heappush, heapq.heappop
+    for r, g in zip(roots, seeds):
         n = r._node
-        if n is not None and id(n) not in queued:
-            if n.freed:
-                raise _freed_error()
+        if n is None:
+            _send_leaf(leaf_grads, r, g)
+            continue
+        if n.freed:
+            raise _freed_error()
+        buf = buffers.get(id(n))
+        if buf is None:
+            buf = buffers[id(n)] = [None] * n.n_out
+        i = r._out_idx
+        buf[i] = g if buf[i] is None else buf[i] + g
+        if id(n) not in queued:
             queued.add(id(n))
-            heapq.heappush(heap, (-n.seq, n))
-    if STATE.interp is not None and hasattr(STATE.interp, "saw_backward"):
-        STATE.interp.saw_backward = True  # a jit trace: its outputs need no history
-    for r, s in zip(roots, seeds):
-        send((r._node, r._out_idx) if r._node is not None else (r, -1), s)
+            push(heap, (-n.seq, n))
+    interp = STATE.interp
+    if interp is not None and hasattr(interp, "saw_backward"):
+        interp.saw_backward = True  # a jit trace: its outputs need no history
     prev = STATE.grad_enabled
     STATE.grad_enabled = bool(create_graph)
+    make = O.Tensor._from_payload
     try:
         while heap:
-            node = heapq.heappop(heap)[1]
+            node = pop(heap)[1]
             cts = buffers.pop(id(node), None)
             if cts is None:
                 continue
@@ -262,28 +254,37 @@ def _engine(roots, seeds, retain_graph, create_graph, capture=None):
                     key = (id(node), i)
                     if key in capture and g is not None:
                         capture[key] = g
-            _check_versions(node)
             prim = node.prim
+            if prim.vjp_reads_inputs:
+                for t, v in zip(node.inputs, node.versions):
+                    if t._version != v:
+                        _version_error(node, t, v)
             rule = prim.vjp
             if rule is None:
                 raise RuntimeError(f"primitive '{prim.name}' has no vjp rule: cannot "
                                    f"differentiate through it")
-            outs = _outputs_of(node)
-            if prim.multiple_results:
-                gins = rule(tuple(cts), node.inputs, tuple(outs), **node.params)
+            if node.n_out == 1:
+                out = make(node.out_payloads[0], True)
+                out._node = node
+                gins = rule(cts[0], node.inputs, out, **node.params)
             else:
-                g = cts[0]
-                gins = rule(g, node.inputs, outs[0], **node.params)
+                gins = rule(tuple(cts), node.inputs, tuple(_outputs_of(node)), **node.params)
             for edge, g in zip(node.edges, gins):
                 if edge is None or g is None:
                     continue
-                send(edge, g)
-                p = edge[0]
-                if edge[1] >= 0 and id(p) not in queued:
+                p, i = edge
+                if i < 0:
+                    _send_leaf(leaf_grads, p, g)
+                    continue
+                buf = buffers.get(id(p))
+                if buf is None:
+                    buf = buffers[id(p)] = [None] * p.n_out
+                buf[i] = g if buf[i] is None else buf[i] + g
+                if id(p) not in queued:
                     if p.freed:
                         raise _freed_error()
                     queued.add(id(p))
-                    heapq.heappush(heap, (-p.seq, p))
+                    push(heap, (-p.seq, p))
             if not retain_graph:
                 node.freed = True
                 node.inputs = node.edges = ()
@@ -291,6 +292,14 @@ def _engine(roots, seeds, retain_graph, create_graph, capture=None):
     finally:
         STATE.grad_enabled = prev
     return leaf_grads
+
+
+def _send_leaf(leaf_grads, t, g):
+    slot = leaf_grads.get(id(t))
+    if slot is None:
+        leaf_grads[id(t)] = [t, g]
+    else:
+        slot[1] = slot[1] + g
 
 
 def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, inputs=None):
@@ -315,16 +324,31 @@ def backward(tensors, grad_tensors=None, retain_graph=None, create_graph=False, 
     leaf_grads = _engine(list(tensors), seeds, retain_graph, create_graph)
     only = None if inputs is None else {id(t) for t in (
         [inputs] if isinstance(inputs, O.Tensor) else inputs)}
+    owned = set()
     for key, (t, g) in leaf_grads.items():
         if only is not None and key not in only:
             continue
         if t._hooks:
             g = _run_hooks(t._hooks, g)
         if not create_graph:
-            g = g.detach()
+            g = _own(g, owned)
         t.grad = g if t.grad is None else (t.grad + g if create_graph else _acc(t.grad, g))
     while _POST_BACKWARD:
         _POST_BACKWARD.pop(0)()
+
+
+def _own(g, owned: set):
+    """``g`` as a leaf's own gradient: without history, and with storage no other tensor
+    shares (a cotangent passed through an add reaches two leaves; a broadcast one is a
+    read-only view), so in-place work on one ``.grad`` (clipping, zero_) touches only it."""
+    a = g._data
+    if type(a) is np.ndarray and (a.base is not None or not a.flags.writeable or
+                                  id(a) in owned):
+        a = a.copy()
+    owned.add(id(a))
+    if a is g._data and not g._requires_grad:
+        return g
+    return O.Tensor._from_payload(a)
 
 
 def _acc(old, g):

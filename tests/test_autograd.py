@@ -501,3 +501,16 @@ def test_ones_like_of_zero_dim_is_an_array():
     o = taiji.tensor(2.0, dtype=taiji.bfloat16).ones_like()
     assert o.shape == () and o.dtype is taiji.bfloat16 and o.item() == 1.0
     assert isinstance(o.numpy(), np.ndarray)
+
+
+def test_leaf_grads_own_their_storage():
+    # add's VJP hands the same cotangent to both inputs; a sum's is a broadcast view
+    a = taiji.ones(3, requires_grad=True)
+    b = taiji.ones(3, requires_grad=True)
+    (a + b).sum().backward()
+    a.grad.zero_()
+    assert b.grad.tolist() == [1.0, 1.0, 1.0]
+    w = taiji.ones(2, 3, requires_grad=True)
+    w.sum().backward()
+    w.grad.mul_(2.0)  # writable, and only w's
+    assert w.grad.tolist() == [[2.0] * 3] * 2
