@@ -70,3 +70,147 @@ softmax.def_batch(lambda ins, dims, *, axis: (
     softmax(moveaxis_to_front(ins[0], dims[0]), axis=axis + 1), 0))
 log_softmax.def_batch(lambda ins, dims, *, axis: (
     log_softmax(moveaxis_to_front(ins[0], dims[0]), axis=axis + 1), 0))
+
+# ---------------------------------------------------------------- softmax cross-entropy
+# cross_entropy(logits, class indices) as one primitive: the composite (log_softmax, gather,
+# masks, mean) costs a dozen primitive calls each way; this one costs one forward and one
+# backward (``softmax - onehot``, scaled), the form every framework uses. Its gradient is a
+# primitive too, with a VJP in primitives, so double backward still works.
+
+softmax_xent = Primitive("softmax_cross_entropy")
+softmax_xent_grad = Primitive("softmax_cross_entropy_grad")
+
+
+def _xent_parts(xp, logits, labels, ignore_index):
+    valid = labels != ignore_index
+    safe = xp.where(valid, labels, 0)
+    z = logits - logits.max(axis=1, keepdims=True)
+    e = xp.exp(z)
+    s = e.sum(axis=1, keepdims=True)
+    return z, e, s, valid, safe
+
+
+def _xent_scale(xp, valid, reduction, dtype):
+    """Per-example weight of the cotangent: valid / count for 'mean'."""
+    w = valid.astype(dtype)
+    if reduction == "mean":
+        w /= dtype.type(valid.sum()) if valid.any() else dtype.type(0.0)
+    return w
+
+
+@softmax_xent.def_impl
+def _xent_impl(xp, logits, labels, *, ignore_index, reduction):
+    z, e, s, valid, safe = _xent_parts(xp, logits, labels, ignore_index)
+    picked = xp.take_along_axis(z, safe[:, None], axis=1)[:, 0]
+    loss = (xp.log(s[:, 0]) - picked) * valid
+    if reduction == "none":
+        return loss.astype(logits.dtype, copy=False)
+    total = loss.sum(dtype=logits.dtype)
+    if reduction == "sum":
+        return xp.asarray(total, dtype=logits.dtype)
+    n = valid.sum()
+    return xp.asarray(total / logits.dtype.type(n) if n else xp.nan, dtype=logits.dtype)
+
+
+def _xent_shape(logits, labels, *, ignore_index, reduction):
+    if not logits.dtype.is_floating_point or labels.dtype.is_floating_point:
+        raise TypeError(f"cross_entropy: expected float logits and integer labels, got "
+                        f"{logits.dtype} and {labels.dtype}")
+    if logits.ndim != 2 or labels.shape != logits.shape[:1]:
+        raise ValueError(f"cross_entropy: expected logits (N, C) and labels (N,), got "
+                         f"{list(logits.shape)} and {list(labels.shape)}")
+    from taiji._core.primitive import ShapedArray
+    return ShapedArray(labels.shape if reduction == "none" else (), logits.dtype)
+
+
+softmax_xent.def_shape(_xent_shape)
+
+
+@softmax_xent.def_vjp
+def _xent_vjp(g, ins, out, *, ignore_index, reduction):
+    logits, labels = ins
+    return (softmax_xent_grad(logits, labels, g, ignore_index=ignore_index,
+                              reduction=reduction), None)
+
+
+@softmax_xent.def_jvp
+def _xent_jvp(ts, ins, out, *, ignore_index, reduction):
+    logits, labels = ins
+    if ts[0] is None:
+        return None
+    d = softmax_xent_grad(logits, labels, out.ones_like(), ignore_index=ignore_index,
+                          reduction=reduction)
+    per = reduce_sum(d * ts[0], axes=(1,), keepdims=False)
+    return per if reduction == "none" else reduce_sum(per, axes=(0,), keepdims=False)
+
+
+softmax_xent.def_batch(lambda ins, dims, **p: _loop(softmax_xent, ins, dims, p))
+
+
+@softmax_xent_grad.def_impl
+def _xent_grad_impl(xp, logits, labels, g, *, ignore_index, reduction):
+    z, e, s, valid, safe = _xent_parts(xp, logits, labels, ignore_index)
+    d = e / s
+    xp.put_along_axis(d, safe[:, None], xp.take_along_axis(d, safe[:, None], axis=1) - 1, axis=1)
+    w = _xent_scale(xp, valid, reduction, logits.dtype) * g
+    return (d * w[:, None]).astype(logits.dtype, copy=False)
+
+
+softmax_xent_grad.def_shape(lambda logits, labels, g, **p: logits)
+
+
+def _xent_weights(labels, g, ignore_index, reduction):
+    """w[i] = g * valid[i] (/ count for 'mean'), in primitives (for double backward)."""
+    from taiji._prims.elementwise import convert, ne, mul, div
+    valid = convert(ne(labels, _int_scalar(labels, ignore_index)), dtype=g.dtype)
+    if reduction == "mean":
+        g = div(g, reduce_sum(valid, axes=(0,), keepdims=False))
+    return mul(valid, g)
+
+
+@softmax_xent_grad.def_vjp
+def _xent_grad_vjp(h, ins, out, *, ignore_index, reduction):
+    # out = (softmax(x) - onehot) * w[:, None]: linear in g, and in x its derivative is
+    # w * (s * h - s * sum(s * h)) row by row
+    logits, labels, g = ins
+    s = softmax(logits, axis=1)
+    w = _xent_weights(labels, g, ignore_index, reduction).reshape((-1, 1))
+    hs = h * s
+    gx = (hs - s * reduce_sum(hs, axes=(1,), keepdims=True)) * w
+    unit = softmax_xent_grad(logits, labels, g.ones_like(), ignore_index=ignore_index,
+                             reduction=reduction)
+    gg = reduce_sum(h * unit, axes=(1,), keepdims=False)
+    if reduction != "none":
+        gg = reduce_sum(gg, axes=(0,), keepdims=False)
+    return gx, None, gg
+
+
+@softmax_xent_grad.def_jvp
+def _xent_grad_jvp(ts, ins, out, *, ignore_index, reduction):
+    logits, labels, g = ins
+    total = None
+    if ts[0] is not None:
+        s = softmax(logits, axis=1)
+        w = _xent_weights(labels, g, ignore_index, reduction).reshape((-1, 1))
+        ts_ = ts[0] * s
+        total = (ts_ - s * reduce_sum(ts_, axes=(1,), keepdims=True)) * w
+    if ts[2] is not None:
+        unit = softmax_xent_grad(logits, labels, g.ones_like(), ignore_index=ignore_index,
+                                 reduction=reduction)
+        t = ts[2] if reduction != "none" else ts[2].reshape((-1, 1))
+        term = unit * t
+        total = term if total is None else total + term
+    return total
+
+
+softmax_xent_grad.def_batch(lambda ins, dims, **p: _loop(softmax_xent_grad, ins, dims, p))
+
+
+def _loop(prim, ins, dims, params):
+    from taiji._prims._batching import loop_batch
+    return loop_batch(prim)(ins, dims, **params)
+
+
+def _int_scalar(like, value):
+    from taiji._ops import scalar
+    return scalar(value, like.dtype, like)

@@ -7,6 +7,7 @@ import math
 
 from taiji import _dtypes as dt
 from taiji import _ops as O
+from taiji._prims import nn as NN
 from taiji import _indexing as I
 from taiji._prims import structure as S
 from taiji.tensor import Tensor
@@ -107,6 +108,12 @@ def cross_entropy(input: Tensor, target: Tensor, weight: Tensor | None = None,
     reduction = _legacy(size_average, reduce, reduction)
     if not 0.0 <= label_smoothing <= 1.0:
         raise ValueError(f"label_smoothing must be between 0.0 and 1.0, got {label_smoothing}")
+    if (input.ndim == 2 and not target.dtype.is_floating_point and weight is None
+            and label_smoothing == 0.0 and target.ndim == 1
+            and target.shape[0] == input.shape[0] and input.dtype.is_floating_point):
+        # the common case as one primitive (softmax - onehot backward): see _prims/nn.py
+        return NN.softmax_xent(input, O.to(target, dt.int64), ignore_index=ignore_index,
+                               reduction=reduction)
     cdim = 0 if input.ndim == 1 else 1
     logp = O.log_softmax(input, cdim)
     if target.dtype.is_floating_point:

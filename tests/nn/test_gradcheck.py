@@ -522,3 +522,15 @@ def test_functional_normalize_and_embedding_bag_like():
     idx = taiji.tensor(np.array([1, 1, 0]))
     assert gradcheck(lambda w: F.embedding(idx, w), [_rand(3, 2)])
     assert gradcheck(lambda x: F.one_hot(idx, 3).double() * x, [_rand(3, 3)])
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_fused_cross_entropy_double_backward(reduction):
+    # the (N, C) class-index case runs as the softmax_cross_entropy primitive
+    x = np.random.default_rng(5).standard_normal((4, 3))
+    y = taiji.tensor([0, 2, -100, 1])
+
+    def f(inp):
+        return taiji.nn.functional.cross_entropy(inp, y, reduction=reduction)
+    gradcheck(f, [x])
+    gradgradcheck(f, [x])
