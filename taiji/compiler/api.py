@@ -102,6 +102,7 @@ class JitFunction:
             tuple(static_argnames)
         self.donate_argnums = donate_argnums
         self._cache = LRU(config.cache_size)
+        self._flat_treedefs: dict = {}
         self._last_key = None
         self.compile_log: list[tuple[str, float]] = []
 
@@ -115,6 +116,19 @@ class JitFunction:
         """(key, tensors, rebuild) for a call: tensors are the traced leaves."""
         from taiji import _tree
         from taiji._ops import Tensor
+        if not kwargs and not self.static_argnums and not self.static_argnames and all(
+                type(a) is Tensor and type(a._data) is np.ndarray for a in args):
+            # the common call, f(tensor, ...): the same key as the general path, built
+            # without flattening (a training loop makes this call every step)
+            treedef = self._flat_treedefs.get(len(args))
+            if treedef is None:
+                treedef = self._flat_treedefs[len(args)] = _tree.tree_flatten(
+                    (list(args), {}))[1]
+            spec = tuple(("T", a._data.shape, a.dtype, a._requires_grad) for a in args)
+            ac = STATE.autocast
+            key = (treedef, spec, (),
+                   STATE.grad_enabled if ac is None else (STATE.grad_enabled, ac.key))
+            return key, list(args), _flat_rebuild
         static = []
         dyn_args = []
         name = getattr(self.fn, "__name__", "f")
@@ -224,6 +238,10 @@ class JitFunction:
             fn()
         outs = entry.fn(*[t._data for t in tensors], *[c.tensor._data for c in caps])
         return _finish(res, outs)
+
+
+def _flat_rebuild(traced):
+    return list(traced), {}
 
 
 def _guards_hold(res: TraceResult) -> bool:

@@ -130,12 +130,14 @@ class Optimizer:
                 f"{type(self).__name__}: an option that changes the update's structure "
                 f"({', '.join(self._structural)}) changed after the step was compiled by "
                 f"taiji.jit; create the jitted function again after changing it")
+        last = self.__dict__.setdefault("_hp_written", {})  # id(tensor) -> value written
         with eager(), no_grad():
             for group, tens in zip(self.param_groups, self._hp_tensors):
                 for k, v in self._hp_values(group).items():
                     t = tens.get(k)
-                    if t is not None:
+                    if t is not None and last.get(id(t)) != v:  # write only what changed
                         t.fill_(v)
+                        last[id(t)] = v
 
     def _hyperparams(self, gi: int, group: dict) -> dict:
         """The group's hyper-parameters: Python floats eagerly, state tensors under jit."""
