@@ -37,6 +37,8 @@ class Tensor:
 
     @staticmethod
     def _from_payload(payload, requires_grad=False) -> "Tensor":
+        # every op's output goes through here: _init_fields' body is spelled out rather than
+        # called, to save a call per op on the eager hot path
         t = object.__new__(Tensor)
         t._data = payload
         t._requires_grad = requires_grad
@@ -51,11 +53,12 @@ class Tensor:
     def __init__(self, data=None, *, dtype=None, requires_grad=False):
         from taiji._creation import tensor as _tensor
         src = _tensor([] if data is None else data, dtype=dtype)
-        Tensor.__setstate_from(self, src._data)
+        self._init_fields(src._data)
         if requires_grad:
             self.requires_grad_(True)
 
-    def __setstate_from(self, payload):
+    def _init_fields(self, payload) -> None:
+        """Set every field of a fresh tensor (constructors of Tensor and its subclasses)."""
         self._data = payload
         self._requires_grad = False
         self._grad = None

@@ -27,14 +27,7 @@ class Parameter(Tensor):
         if not isinstance(data, Tensor):
             from taiji._creation import tensor
             data = tensor(data)
-        self._data = data._data
-        self._requires_grad = False
-        self._grad = None
-        self._node = None
-        self._out_idx = 0
-        self._version = 0
-        self._hooks = None
-        self._retains_grad = False
+        self._init_fields(data._data)
         if requires_grad:
             self.requires_grad_(True)
 
@@ -50,12 +43,5 @@ class Buffer(Tensor):
     __slots__ = ("persistent",)
 
     def __init__(self, data: Tensor, *, persistent: bool = True):
-        self._data = data._data
-        self._requires_grad = False
-        self._grad = None
-        self._node = None
-        self._out_idx = 0
-        self._version = 0
-        self._hooks = None
-        self._retains_grad = False
+        self._init_fields(data._data)
         self.persistent = persistent
