@@ -13,6 +13,7 @@ from typing import Sequence
 import numpy as np
 
 from taiji import _ops as O
+from taiji._prims import conv as W
 from taiji._prims import structure as S
 from taiji.tensor import Tensor
 from taiji._core.interpreters import STATE
@@ -57,17 +58,9 @@ def _windows(x: Tensor, kernel, stride, pads, dilation, value=0.0, ceil_mode=Fal
         cfg.append((pads[i][0], hi, 0))
     if any(c != (0, 0, 0) for c in cfg):
         x = S.pad(x, cfg=tuple(cfg), value=value)
-    n, c = x.shape[:2]
-    views = []
-    for off in np.ndindex(*kernel):
-        spec = [(0, n, 1), (0, c, 1)]
-        for i in range(nsp):
-            a = off[i] * dilation[i]
-            spec.append((a, a + (outs[i] - 1) * stride[i] + 1, stride[i]))
-        views.append(S.slice_(x, spec=tuple(spec)))
-    if len(views) == 1:
-        return O.unsqueeze(views[0], 2), outs
-    return O.stack(views, 2), outs
+    # one strided view, copied once (im2col); its VJP scatters the windows back (col2im)
+    return W.windows(x, kernel=tuple(kernel), stride=tuple(stride), dilation=tuple(dilation),
+                     outs=tuple(outs)), outs
 
 
 def _conv_pads(padding, kernel, dilation, stride, nsp):
