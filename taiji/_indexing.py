@@ -155,7 +155,7 @@ def getitem(x, idx):
             out_pos += 1
         dim += 1
     y = x
-    if any(s != (0, n, 1) for s, n in zip(spec, x.shape)):
+    if _spec_changed(spec, x):
         y = S.slice_(y, spec=tuple(spec))
     # positions in y (before squeezing/new axes): recompute with new axes removed
     shape = list(y.shape)
@@ -169,12 +169,13 @@ def getitem(x, idx):
         y = S.reshape(y, shape=tuple(n for i, n in enumerate(y.shape) if i not in squeeze_dims))
         return O.named(y, "Select")
     if y is not x:
-        return O.named(y, "Unsqueeze" if y.shape != x.shape and not spec_changed(spec, x)
+        return O.named(y, "Unsqueeze" if y.shape != x.shape and not _spec_changed(spec, x)
                        else "Slice")
     return y
 
 
-def spec_changed(spec, x) -> bool:
+def _spec_changed(spec, x) -> bool:
+    """Does slice ``spec`` select less than the whole of ``x``?"""
     return any(s != (0, n, 1) for s, n in zip(spec, x.shape))
 
 

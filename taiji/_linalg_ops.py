@@ -8,6 +8,7 @@ import math
 from taiji import _dtypes as dt
 from taiji import _ops as O
 from taiji._prims import structure as S, linalg as L
+from taiji._prims._util import swap_last_perm
 from taiji._ops import _operands, to
 from taiji._core.interpreters import STATE
 from taiji._shape_ops import named, permute, reshape, unsqueeze
@@ -27,7 +28,7 @@ def matmul(x, y):
                            f"{x.ndim}D and {y.ndim}D")
     if x.ndim >= 2 and y.ndim >= 2:
         n = y._node
-        if n is not None and n.prim is S.transpose and n.params["perm"] == _swap_last(y.ndim):
+        if n is not None and n.prim is S.transpose and n.params["perm"] == swap_last_perm(y.ndim):
             # `x @ w.T`: multiply by w with BLAS's transpose flag instead of through the
             # transposed view, so the backward pass needs no transposes either
             return L.matmul(x, n.inputs[0], tb=True)
@@ -43,10 +44,6 @@ def matmul(x, y):
         return S.reshape(out, shape=out.shape[:-2] + out.shape[-1:])
     out = L.matmul(x, S.reshape(y, shape=(y.shape[0], 1)))
     return S.reshape(out, shape=out.shape[:-1])
-
-
-def _swap_last(nd: int) -> tuple:
-    return tuple(range(nd - 2)) + (nd - 1, nd - 2)
 
 
 def mm(x, y):

@@ -302,8 +302,9 @@ def silu(x):
 def softplus(x, beta=1.0, threshold=20.0):
     """log(1 + exp(beta x)) / beta, linear above ``threshold`` (PyTorch's form)."""
     bx = x * beta if beta != 1.0 else x
-    soft = (maximum(bx, 0.0) + log1p(exp(-abs(bx)))) / beta if beta != 1.0 else \
-        maximum(bx, 0.0) + log1p(exp(-abs(bx)))
+    soft = maximum(bx, 0.0) + log1p(exp(-abs(bx)))  # stable for large |bx|
+    if beta != 1.0:
+        soft = soft / beta
     return where(bx > threshold, x, soft)
 
 
@@ -560,5 +561,5 @@ from taiji._shape_ops import (  # noqa: E402,F401  (re-exported: one op namespac
     moveaxis, concat, concatenate,
 )
 from taiji._linalg_ops import (  # noqa: E402,F401  (re-exported: one op namespace)
-    matmul, _swap_last, mm, bmm, dot, mv, outer, einsum, tensordot, linear, vdot, inner, ger,
+    matmul, mm, bmm, dot, mv, outer, einsum, tensordot, linear, vdot, inner, ger,
 )

@@ -15,7 +15,7 @@ from taiji._ops import _dims, const, logical_or, scalar, to, where
 def _shape_arg(shape) -> tuple:
     if len(shape) == 1 and isinstance(shape[0], (tuple, list)):
         return tuple(shape[0])
-    if len(shape) == 1 and hasattr(shape[0], "__index__") is False and shape[0] is None:
+    if len(shape) == 1 and shape[0] is None:
         return ()
     return tuple(int(s) for s in shape)
 

@@ -13,10 +13,10 @@ from taiji._core import primitive as _primitive
 from taiji._core.interpreters import STATE
 from taiji._prims import elementwise as E
 from taiji._prims import structure as S
+from taiji._prims._util import swap_last_perm
 
 _BY_NP = dt._BY_NP
 _REVERSED = [tuple(range(n - 1, -1, -1)) for n in range(8)]
-_SWAP_LAST = [tuple(range(n - 2)) + (n - 1, n - 2) if n >= 2 else () for n in range(8)]
 
 
 class Tensor:
@@ -108,10 +108,6 @@ class Tensor:
     def is_cuda(self) -> bool:
         return self.device.type == "cuda"
 
-    @property
-    def is_floating_point_(self):
-        return self.dtype.is_floating_point
-
     def is_floating_point(self) -> bool:
         return self.dtype.is_floating_point
 
@@ -175,9 +171,7 @@ class Tensor:
         if self.ndim < 2:
             raise RuntimeError(f"tensor.mT is only supported on matrices or batches of "
                                f"matrices. Got {self.ndim}-D tensor.")
-        nd = len(self._data.shape)
-        return S.transpose(self, perm=_SWAP_LAST[nd] if nd < 8 else
-                           tuple(range(nd - 2)) + (nd - 1, nd - 2))
+        return S.transpose(self, perm=swap_last_perm(len(self._data.shape)))
 
     @property
     def H(self):

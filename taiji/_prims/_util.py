@@ -23,6 +23,14 @@ def broadcast_shapes(*shapes, op: str = "op") -> tuple:
     return tuple(out)
 
 
+_SWAP_LAST = [tuple(range(n - 2)) + (n - 1, n - 2) if n >= 2 else () for n in range(8)]
+
+
+def swap_last_perm(nd: int) -> tuple:
+    """The permutation exchanging the last two of ``nd`` dims (cached for small nd)."""
+    return _SWAP_LAST[nd] if nd < 8 else tuple(range(nd - 2)) + (nd - 1, nd - 2)
+
+
 def same_dtype(op: str, *avals) -> None:
     d = avals[0].dtype
     for a in avals[1:]:

@@ -227,7 +227,7 @@ def _take_shape(x, idx, *, axis):
 @take.def_vjp
 def _take_vjp(g, ins, out, *, axis):
     x, idx = ins
-    return index_add(x.zeros_like().expand(x.shape), idx, g, axis=axis), None
+    return index_add(x.zeros_like(), idx, g, axis=axis), None
 
 
 take.def_jvp(lambda ts, ins, out, *, axis: None if ts[0] is None else

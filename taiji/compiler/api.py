@@ -254,57 +254,53 @@ def _guards_hold(res: TraceResult) -> bool:
     return True
 
 
-def _finish(res: TraceResult, outs):
-    """Write back mutated state and grads; build the user's outputs."""
-    from taiji._ops import Tensor
+def _deliver(res: TraceResult, outs, wrap: Callable, write: Callable):
+    """Hand a run's outputs back: ``write(tensor, value)`` each mutated captured tensor,
+    set the ``.grad``s the function assigned, and rebuild the user's output pytree, with
+    ``wrap`` turning a raw output into a Tensor."""
     from taiji import _tree
     n = res.n_user_outputs
     caps = res.captures
     k = n
     for i in res.mutated:
-        t = caps[i].tensor
-        new = outs[k]
+        write(caps[i].tensor, outs[k])
         k += 1
-        old = t._data
-        if new is old:
-            pass  # computed in place
-        elif type(old) is np.ndarray and old.flags.writeable and old.shape == new.shape:
-            np.copyto(old, new)
-        else:
-            t._data = new
-        t._version += 1
     for t, kind in res.grads:
         if kind == "none":
             t._grad = None
         else:
-            t._grad = Tensor._from_payload(outs[k])
+            t._grad = wrap(outs[k])
             k += 1
     it = iter(outs[:n])
-    leaves = [Tensor._from_payload(next(it)) if s is None else s for s in res.out_static]
+    leaves = [wrap(next(it)) if s is None else s for s in res.out_static]
     return _tree.tree_unflatten(res.out_tree, leaves)
+
+
+def _write_array(t, new) -> None:
+    """Store a compiled program's new value of captured tensor ``t`` (in place, so views
+    and references to its storage see it, as after a PyTorch in-place update)."""
+    old = t._data
+    if new is old:
+        pass  # computed in place
+    elif type(old) is np.ndarray and old.flags.writeable and old.shape == new.shape:
+        np.copyto(old, new)
+    else:
+        t._data = new
+    t._version += 1
+
+
+def _finish(res: TraceResult, outs):
+    """Deliver a compiled run's raw arrays."""
+    from taiji._ops import Tensor
+    return _deliver(res, outs, Tensor._from_payload, _write_array)
 
 
 def _run_differentiable(entry: Compiled, tensors):
     """Evaluate the graph op by op with autograd recording, so the outputs carry history
     (``grad(jit(f))``, or ``jit(f)(x).backward()`` outside)."""
-    from taiji import _tree
     res = entry.result
-    caps = res.captures
-    outs = eval_graph(entry.graph, [*tensors, *[c.tensor for c in caps]])
-    n = res.n_user_outputs
-    k = n
-    for i in res.mutated:
-        caps[i].tensor._assign(outs[k])
-        k += 1
-    for t, kind in res.grads:
-        if kind == "none":
-            t._grad = None
-        else:
-            t._grad = outs[k]
-            k += 1
-    it = iter(outs[:n])
-    leaves = [next(it) if s is None else s for s in res.out_static]
-    return _tree.tree_unflatten(res.out_tree, leaves)
+    outs = eval_graph(entry.graph, [*tensors, *[c.tensor for c in res.captures]])
+    return _deliver(res, outs, lambda t: t, lambda t, new: t._assign(new))
 
 
 def jit(fn: Callable | None = None, *, static_argnums: int | Sequence[int] = (),

@@ -85,8 +85,8 @@ def _is_const(v, value) -> bool:
 
 
 def _swaps_last_two(perm) -> bool:
-    k = len(perm)
-    return k >= 2 and tuple(perm) == tuple(range(k - 2)) + (k - 1, k - 2)
+    from taiji._prims._util import swap_last_perm
+    return len(perm) >= 2 and tuple(perm) == swap_last_perm(len(perm))
 
 
 def _mul_prim():
