@@ -285,14 +285,20 @@ def _write_array(t, new) -> None:
     elif type(old) is np.ndarray and old.flags.writeable and old.shape == new.shape:
         np.copyto(old, new)
     else:
-        t._data = new
+        t._data = np.asarray(new) if isinstance(new, np.generic) else new
     t._version += 1
+
+
+def _as_payload(a):
+    """A tensor payload from a compiled output: NumPy scalars (0-d arithmetic returns them)
+    become 0-d arrays, so the tensor is mutable and takes the ndarray fast paths."""
+    from taiji._ops import Tensor
+    return Tensor._from_payload(np.asarray(a) if isinstance(a, np.generic) else a)
 
 
 def _finish(res: TraceResult, outs):
     """Deliver a compiled run's raw arrays."""
-    from taiji._ops import Tensor
-    return _deliver(res, outs, Tensor._from_payload, _write_array)
+    return _deliver(res, outs, _as_payload, _write_array)
 
 
 def _run_differentiable(entry: Compiled, tensors):

@@ -279,7 +279,44 @@ def _inplace_ok(e: Eqn, iv: Var, last_use: int, i: int) -> bool:
     return False
 
 
-DEFAULT_PASSES = (dce, cse, fold_constants, simplify, dce)
+def merge_softmax_xent(g: Graph) -> Graph:
+    """A training step computes ``softmax_cross_entropy(z, y)`` and, in its backward,
+    ``softmax_cross_entropy_grad(z, y, g)``: bind one primitive that returns both, so the
+    softmax is computed once. Merged only where ``g`` is ready at the loss (a constant, or
+    computed earlier), since the merged equation takes the loss's place."""
+    losses, grads = {}, {}
+    defined_at = {}
+    for i, e in enumerate(g.eqns):
+        for o in e.outputs:
+            defined_at[id(o)] = i
+        key = (tuple(_key(v) for v in e.inputs[:2]), _hashable(e.params))
+        if e.prim.name == "softmax_cross_entropy":
+            losses.setdefault(key, i)
+        elif e.prim.name == "softmax_cross_entropy_grad":
+            grads.setdefault(key, i)
+    merge = {}  # loss eqn index -> grad eqn index
+    for key, j in grads.items():
+        i = losses.get(key)
+        gv = g.eqns[j].inputs[2]
+        if i is not None and i < j and (isinstance(gv, Literal) or defined_at.get(id(gv), -1) < i):
+            merge[i] = j
+    if not merge:
+        return g
+    from taiji._prims.nn import softmax_xent_with_grad
+    drop = set(merge.values())
+    eqns = []
+    for i, e in enumerate(g.eqns):
+        if i in drop:
+            continue
+        if i in merge:
+            ge = g.eqns[merge[i]]
+            e = Eqn(softmax_xent_with_grad, [*e.inputs[:2], ge.inputs[2]], e.params,
+                    [e.outputs[0], ge.outputs[0]], e.where)
+        eqns.append(e)
+    return g.with_eqns(eqns, note=f"merge_softmax_xent (merged {len(merge)})")
+
+
+DEFAULT_PASSES = (dce, cse, fold_constants, simplify, merge_softmax_xent, dce)
 
 
 def optimize(g: Graph, passes=DEFAULT_PASSES) -> Graph:

@@ -144,3 +144,98 @@ def test_simplify_divides_by_a_scalar_once():
     assert [e.prim.name for e in g.eqns] == ["div", "mul"] and g.eqns[0].outputs[0].shape == ()
     a = np.linspace(1, 2, 8).astype(np.float32)
     np.testing.assert_allclose(run(g, a, np.float32(3.0))[0], a / 3, rtol=1e-6)
+
+
+# ---------------------------------------------------------------- cross-entropy merge
+
+def _xent_step():
+    from taiji import nn
+    taiji.manual_seed(0)
+    model = nn.Linear(6, 4)
+
+    def step(x, y):
+        model.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y, ignore_index=2)
+        loss.backward()
+        return loss
+    return model, step
+
+
+def test_merge_softmax_xent_binds_one_primitive_with_the_same_results():
+    model, step = _xent_step()
+    x = taiji.randn(300, 6)  # >= 128 rows: the column-reduction path of the impl
+    y = taiji.tensor(np.arange(300) % 4)  # every fourth label is the ignored class
+    eager = step(x, y)
+    g_eager = model.weight.grad.numpy().copy()
+    jitted = taiji.jit(step)
+    text = jitted.lower(x, y).as_text()
+    assert "softmax_cross_entropy_with_grad" in text and "softmax_cross_entropy_grad(" not in text
+    loss = jitted(x, y)
+    np.testing.assert_array_equal(loss.detach().numpy(), eager.detach().numpy())
+    np.testing.assert_array_equal(model.weight.grad.numpy(), g_eager)
+
+
+def test_merged_xent_matches_pytorch_and_skips_ignored_rows():
+    torch = __import__("pytest").importorskip("torch")
+    from taiji._prims.nn import softmax_xent_with_grad
+    rng = np.random.default_rng(1)
+    for n in (5, 200):
+        z = rng.standard_normal((n, 10)).astype(np.float32)
+        y = rng.integers(0, 10, n)
+        y[::3] = -100
+        for red in ("mean", "sum", "none"):
+            g = np.float32(0.5) if red != "none" else rng.random(n).astype(np.float32)
+            loss, d = softmax_xent_with_grad.impl(np, z, y, np.asarray(g), ignore_index=-100,
+                                                  reduction=red)
+            tz = torch.tensor(z, requires_grad=True)
+            tl = torch.nn.functional.cross_entropy(tz, torch.tensor(y), reduction=red)
+            tl.backward(torch.tensor(g))
+            np.testing.assert_allclose(loss, tl.detach().numpy(), rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(d, tz.grad.numpy(), rtol=1e-5, atol=1e-7)
+            assert d[::3].max() == 0 and d[::3].min() == 0
+
+
+def test_merged_xent_vjp_is_the_sum_of_both_parts():
+    from taiji._prims.nn import softmax_xent, softmax_xent_grad, softmax_xent_with_grad
+    z0 = np.random.default_rng(2).standard_normal((4, 3)).astype(np.float32)
+    y = taiji.tensor([0, 2, 1, 2])
+    p = dict(ignore_index=-100, reduction="mean")
+
+    def merged(z):
+        loss, d = softmax_xent_with_grad(z, y, taiji.tensor(1.0), **p)
+        return loss * 2 + (d * d).sum()
+
+    def separate(z):
+        return softmax_xent(z, y, **p) * 2 + (softmax_xent_grad(z, y, taiji.tensor(1.0), **p) ** 2).sum()
+    ga = taiji.grad(merged)(taiji.tensor(z0))
+    gb = taiji.grad(separate)(taiji.tensor(z0))
+    np.testing.assert_allclose(ga.numpy(), gb.numpy(), rtol=1e-6)
+
+
+def test_merge_waits_when_the_cotangent_comes_after_the_loss():
+    from taiji._prims.nn import softmax_xent, softmax_xent_grad
+    z, yv, loss, g, d = v(4, 3), Var(ShapedArray((4,), taiji.int64)), v(), v(), v(4, 3)
+    p = dict(ignore_index=-100, reduction="mean")
+    g_ = Graph([z, yv], [Eqn(softmax_xent, [z, yv], p, [loss]),
+                         Eqn(E.mul, [loss, lit(2.0)], {}, [g]),  # g depends on the loss
+                         Eqn(softmax_xent_grad, [z, yv, g], p, [d])], [d])
+    assert [e.prim.name for e in P.merge_softmax_xent(g_).eqns] == [
+        "softmax_cross_entropy", "mul", "softmax_cross_entropy_grad"]
+
+
+# ---------------------------------------------------------------- 0-d arithmetic
+
+def test_scalar_arithmetic_runs_on_numpy_scalars_with_float32_results():
+    f = taiji.jit(lambda x, s: x * ((s + 1) ** 1.5 / 3 - s).sqrt())
+    x, s = taiji.ones(3), taiji.tensor(2.0)
+    src = f.lower(x, s).source
+    assert "+ _c" in src and "**" in src  # operators, not ufunc calls, for the 0-d chain
+    s32 = np.float32(2.0)
+    want = np.sqrt((s32 + np.float32(1)) ** np.float32(1.5) / np.float32(3) - s32)
+    out = f(x, s)
+    assert out.dtype == taiji.float32
+    np.testing.assert_array_equal(out.numpy(), np.full(3, want, np.float32))
+    r = taiji.jit(lambda s: s * 2 + 1)(s)  # a 0-d result comes back as a mutable 0-d array
+    assert type(r._data) is np.ndarray and r.item() == 5.0
+    r.add_(1)
+    assert r.item() == 6.0
