@@ -282,3 +282,15 @@ def _xent_both_vjp(cts, ins, outs, **p):
         hx, _, gg = _xent_grad_vjp(gd, ins, outs[1], **p)
         gx = hx if gx is None else gx + hx
     return gx, gy, gg
+
+
+@softmax_xent_with_grad.def_jvp
+def _xent_both_jvp(ts, ins, outs, **p):
+    logits, labels, _ = ins
+    return (_xent_jvp(ts[:2], ins[:2], outs[0], **p), _xent_grad_jvp(ts, ins, outs[1], **p))
+
+
+@softmax_xent_with_grad.def_batch
+def _xent_both_batch(ins, dims, **p):
+    from taiji._prims._batching import loop_batch
+    return loop_batch(softmax_xent_with_grad)(ins, dims, **p)

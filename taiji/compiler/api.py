@@ -15,7 +15,7 @@ from taiji._core.ir import Graph, eval_graph
 from taiji.compiler import passes as P
 from taiji.compiler.cache import LRU, config, describe_change, log_compile
 from taiji.compiler.codegen import compile_graph
-from taiji.compiler.fusion import fuse_elementwise
+from taiji.compiler.fusion import absorb_column_sums, fuse_elementwise
 from taiji.compiler.trace import TraceResult, trace
 
 
@@ -189,7 +189,7 @@ class JitFunction:
         t0 = time.perf_counter()
         res = trace(self.fn, tensors, rebuild)
         g = P.optimize(res.graph)
-        g = fuse_elementwise(g)
+        g = absorb_column_sums(fuse_elementwise(g))
         n_user = res.n_user_outputs
         state = frozenset(range(n_user, n_user + len(res.mutated)))
         n_args = len(tensors)

@@ -83,12 +83,14 @@ def _fused_impl(xp, *arrays, region):
 
 @fused.def_shape
 def _fused_shape(*avals, region):
-    return tuple(v.aval for v in region.graph.outputs)
+    return region.out_avals
 
 
 def _eval_inline(ins, region):
     from taiji._core.ir import eval_graph
-    return tuple(eval_graph(region.graph, list(ins)))
+    from taiji._prims.reduce import reduce_sum
+    outs = tuple(eval_graph(region.graph, list(ins)))
+    return outs + tuple(reduce_sum(outs[k], axes=(0,), keepdims=False) for k in region.colsum)
 
 
 # A fused region is a composition, so its rules apply the transform to its sub-graph.
@@ -198,6 +200,44 @@ def fuse_elementwise(g: Graph) -> Graph:
     return g.with_eqns(eqns, note=f"fuse_elementwise ({n_fused} regions)")
 
 
+def absorb_column_sums(g: Graph) -> Graph:
+    """``reduce_sum(v, axes=(0,))`` of a fused region's 2-D output ``v`` (a Linear layer's
+    bias gradient) becomes one more output of the region: the kernel adds each row into the
+    sums while the row is in registers, instead of a second pass over ``v``. The kernel adds
+    rows in order, as NumPy's axis-0 sum does, so both tiers give the same bits."""
+    producer = {}
+    for i, e in enumerate(g.eqns):
+        if e.prim is fused:
+            for k, o in enumerate(e.outputs[:len(e.params["region"].graph.outputs)]):
+                producer[id(o)] = (i, k)
+    extra: dict[int, list] = {}  # fused eqn index -> [(output k, reduce eqn)]
+    for e in g.eqns:
+        if e.prim.name != "reduce_sum" or tuple(e.params["axes"]) != (0,) or \
+                e.params["keepdims"] or id(e.inputs[0]) not in producer:
+            continue
+        v, o = e.inputs[0], e.outputs[0]
+        i, k = producer[id(v)]
+        region = g.eqns[i].params["region"]
+        if len(region.shape) == 2 and region.shape[1] >= 2 and v.dtype in FLOATS and \
+                o.dtype is v.dtype and not region.colsum:
+            extra.setdefault(i, []).append((k, e))
+    if not extra:
+        return g
+    drop = {id(e) for items in extra.values() for _, e in items}
+    eqns = []
+    for i, e in enumerate(g.eqns):
+        if id(e) in drop:
+            continue
+        if i in extra:
+            r = e.params["region"]
+            ks = tuple(k for k, _ in extra[i])
+            region = Region(r.graph, r.shape, colsum=ks)
+            e = Eqn(fused, e.inputs, {"region": region},
+                    list(e.outputs) + [red.outputs[0] for _, red in extra[i]], e.where)
+        eqns.append(e)
+    return g.with_eqns(eqns, note=f"absorb_column_sums ({len(drop)})")
+
+
 # ---------------------------------------------------------------- regions and kernels
 
 class Region:
@@ -209,17 +249,21 @@ class Region:
     merely aliases an input defeats its overlap checks and falls back to scalar code).
     """
 
-    def __init__(self, graph: Graph, shape, inplace: tuple = ()):
+    def __init__(self, graph: Graph, shape, inplace: tuple = (), colsum: tuple = ()):
         from taiji.compiler.codegen import compile_graph
         self.graph = graph
         self.shape = tuple(shape)
         self.numpy_fn, _ = compile_graph(graph)
         self.kernel = None
         self.inplace = dict(inplace)
+        self.colsum = tuple(colsum)  # outputs whose axis-0 sums are extra outputs, in order
         self.patterns = [pattern(v.shape, shape) for v in graph.inputs]
         self._scalars = [i for i, p in enumerate(self.patterns) if p == "s"]
-        self.source = kernel_source(graph, self.patterns, self.inplace)
-        self.out_dtypes = [v.dtype.np for v in graph.outputs]
+        self.source = kernel_source(graph, self.patterns, self.inplace, self.colsum)
+        self.out_avals = tuple(v.aval for v in graph.outputs) + tuple(
+            ShapedArray(self.shape[1:], graph.outputs[k].dtype) for k in self.colsum)
+        self.out_dtypes = [a.dtype.np for a in self.out_avals]
+        self.out_shapes = [tuple(a.shape) for a in self.out_avals]
         self.size = int(np.prod(shape)) if shape else 1
         self.last = self.shape[-1] if self.shape else 1
         self._variants: dict = {}
@@ -232,7 +276,7 @@ class Region:
             return self
         r = self._variants.get(pairs)
         if r is None:
-            r = self._variants[pairs] = Region(self.graph, self.shape, pairs)
+            r = self._variants[pairs] = Region(self.graph, self.shape, pairs, self.colsum)
         return r
 
     def __call__(self, *arrays, out=None):
@@ -241,6 +285,8 @@ class Region:
         if k is None or any(not arrays[j].flags.c_contiguous or not arrays[j].flags.writeable
                             for j in ip.values()):
             res = self.numpy_fn(*arrays)
+            if self.colsum:
+                res = (*res, *[np.sum(res[k], axis=0) for k in self.colsum])
             if out is None and not ip:
                 return res
             res = list(res)
@@ -264,10 +310,10 @@ class Region:
                 arrays[i] = arrays[i].reshape(1)
         if not ip:
             if out is None:
-                outs = [np.empty(self.shape, d) for d in self.out_dtypes]
+                outs = [np.empty(sh, d) for sh, d in zip(self.out_shapes, self.out_dtypes)]
             else:
-                outs = [np.empty(self.shape, d) if b is None else b
-                        for b, d in zip(out, self.out_dtypes)]
+                outs = [np.empty(sh, d) if b is None else b
+                        for b, sh, d in zip(out, self.out_shapes, self.out_dtypes)]
             k(self.size, self.last, *arrays, *outs)
             return tuple(outs)
         outs = []
@@ -277,7 +323,7 @@ class Region:
             elif out is not None and out[kk] is not None:
                 outs.append(out[kk])
             else:
-                outs.append(np.empty(self.shape, d))
+                outs.append(np.empty(self.out_shapes[kk], d))
         k(self.size, self.last, *arrays, *[o for kk, o in enumerate(outs) if kk not in ip])
         return tuple(outs)
 
@@ -285,8 +331,9 @@ class Region:
         return f"<fused region: {len(self.graph.eqns)} ops over {list(self.shape)}>"
 
 
-def kernel_source(g: Graph, patterns, inplace: dict | None = None) -> str:
-    """Source of a numba loop kernel for sub-graph ``g`` (``inplace``: output -> input).
+def kernel_source(g: Graph, patterns, inplace: dict | None = None, colsum=()) -> str:
+    """Source of a numba loop kernel for sub-graph ``g`` (``inplace``: output -> input;
+    ``colsum``: outputs whose column sums are extra outputs).
 
     Two nested loops, rows x last dim, so that broadcast reads need no per-element integer
     division: scalars are read once, keepdims rows once per row, trailing-dim operands by
@@ -295,7 +342,11 @@ def kernel_source(g: Graph, patterns, inplace: dict | None = None) -> str:
     names = {}
     args = [f"a{i}" for i in range(len(g.inputs))]
     outs = [f"o{i}" for i in range(len(g.outputs)) if i not in inplace]
+    sums = [f"s{j}" for j in range(len(colsum))]
     pre, row, inner = [], [], []
+    # NumPy's add-reduce starts from +0.0 and adds rows in order (a column of -0.0 sums to
+    # +0.0): so do the kernels
+    pre += [f"    {sname}[:] = 0.0" for sname in sums]
     for i, (v, p) in enumerate(zip(g.inputs, patterns)):
         names[id(v)] = f"x{i}"
         if p == "s":
@@ -331,6 +382,8 @@ def kernel_source(g: Graph, patterns, inplace: dict | None = None) -> str:
     for k, v in enumerate(g.outputs):
         target = f"a{inplace[k]}" if k in inplace else f"o{k}"
         inner.append(f"            {target}[i] = {ref(v)}")
+    for sname, k in zip(sums, colsum):
+        inner.append(f"            {sname}[c] += {ref(g.outputs[k])}")
     head = ["import numpy as np", "from numba import njit", ""]
     for name, value in consts.values():
         kind = {"float32": "np.float32", "float64": "np.float64", "bool": "np.bool_"}[
@@ -342,7 +395,7 @@ def kernel_source(g: Graph, patterns, inplace: dict | None = None) -> str:
     flat = [f"    {a} = {a}.reshape(-1)" for a, p in zip(args, patterns) if p != "s"]
     flat += [f"    {o} = {o}.reshape(-1)" for o in outs]  # views of contiguous memory
     body = ["@njit(error_model='numpy', fastmath=False)",
-            f"def kernel(n, last, {', '.join(args + outs)}):"] + flat + pre + [
+            f"def kernel(n, last, {', '.join(args + outs + sums)}):"] + flat + pre + [
             "    for r in range(n // last):", "        base = r * last"] + row + [
             "        for c in range(last):", "            i = base + c"] + inner
     return "\n".join(head + [""] + body) + "\n"
@@ -373,7 +426,8 @@ def _compile_one(region: Region) -> None:
     ins = []
     for v, p in zip(region.graph.inputs, region.patterns):
         ins.append(np.zeros(1 if p == "s" else v.shape, v.dtype.np))
-    outs = [np.zeros(region.shape, d) for kk, d in enumerate(region.out_dtypes)
+    outs = [np.zeros(sh, d) for kk, (sh, d) in enumerate(zip(region.out_shapes,
+                                                             region.out_dtypes))
             if kk not in region.inplace]
     k(0, 1, *ins, *outs)  # forces compilation for these argument types (n=0: no work)
     region.kernel = k

@@ -239,3 +239,24 @@ def test_scalar_arithmetic_runs_on_numpy_scalars_with_float32_results():
     assert type(r._data) is np.ndarray and r.item() == 5.0
     r.add_(1)
     assert r.item() == 6.0
+
+
+def test_merged_xent_jvp_and_vmap_agree_with_the_separate_primitives():
+    from taiji._prims.nn import softmax_xent, softmax_xent_grad, softmax_xent_with_grad
+    rng = np.random.default_rng(4)
+    z, t = (taiji.tensor(rng.standard_normal((3, 4, 5)).astype(np.float32)) for _ in range(2))
+    y = taiji.tensor(rng.integers(0, 5, (3, 4)))
+    p = dict(ignore_index=-100, reduction="mean")
+    one = taiji.tensor(1.0)
+
+    def merged(z, y):
+        return softmax_xent_with_grad(z, y, one, **p)
+
+    def separate(z, y):
+        return softmax_xent(z, y, **p), softmax_xent_grad(z, y, one, **p)
+    for a, b in zip(taiji.vmap(merged)(z, y), taiji.vmap(separate)(z, y)):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-6)
+    _, ta = taiji.jvp(lambda z: merged(z, y[0]), (z[0],), (t[0],))
+    _, tb = taiji.jvp(lambda z: separate(z, y[0]), (z[0],), (t[0],))
+    for a, b in zip(ta, tb):
+        np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-7)
