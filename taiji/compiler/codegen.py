@@ -141,8 +141,8 @@ def emit_eqn(em: Emitter, e, out_buf: str | None) -> str:
         name = em.const(region.with_inplace(pairs), "_r")
         rest = [b if isinstance(b, str) else "None" for b in bufs]
         if any(b != "None" for b in rest):
-            return f"{name}({', '.join(ins)}, out=({', '.join(rest)},))"
-        return f"{name}({', '.join(ins)})"
+            return f"{name}.run({', '.join(ins)}, out=({', '.join(rest)},))"
+        return f"{name}.run({', '.join(ins)})"
     fn = em.const(e.prim.impl, "_f")
     if prm:
         kw = em.const(prm, "_p")

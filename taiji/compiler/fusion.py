@@ -267,6 +267,7 @@ class Region:
         self.size = int(np.prod(shape)) if shape else 1
         self.last = self.shape[-1] if self.shape else 1
         self._variants: dict = {}
+        self.run = self._general
         _request(self)
 
     def with_inplace(self, pairs: tuple) -> "Region":
@@ -279,7 +280,47 @@ class Region:
             r = self._variants[pairs] = Region(self.graph, self.shape, pairs, self.colsum)
         return r
 
+    def _make_fast(self) -> None:
+        """Once the kernel is ready: a call path specialised to this region (which inputs
+        are scalars, which outputs overwrite inputs, the output shapes), so a call costs
+        the kernel plus a few attribute reads. Anything unusual (a non-contiguous or
+        read-only input) takes the general path."""
+        n_in = len(self.graph.inputs)
+        ip = self.inplace
+        args = [f"a{i}" for i in range(n_in)]
+        checks = []
+        for i in range(n_in):
+            if i in ip.values():
+                checks.append(f"a{i}.flags.c_contiguous and a{i}.flags.writeable")
+            elif i not in self._scalars:
+                checks.append(f"a{i}.flags.c_contiguous")
+        kargs = [f"a{i}.reshape(1)" if i in self._scalars else f"a{i}" for i in range(n_in)]
+        lines = [f"def run({', '.join(args)}, out=None):"]
+        if checks:
+            lines.append(f"    if not ({' and '.join(checks)}):")
+            lines.append(f"        return slow({', '.join(args)}, out=out)")
+        rets, kouts = [], []
+        for kk in range(len(self.out_dtypes)):
+            if kk in ip:
+                rets.append(f"a{ip[kk]}")
+                continue
+            lines.append(f"    o{kk} = None if out is None else out[{kk}]")
+            lines.append(f"    if o{kk} is None:")
+            lines.append(f"        o{kk} = empty(shape{kk}, dtype{kk})")
+            rets.append(f"o{kk}")
+            kouts.append(f"o{kk}")
+        lines.append(f"    kernel({self.size}, {self.last}, {', '.join(kargs + kouts)})")
+        lines.append(f"    return ({', '.join(rets)},)")
+        ns = {"slow": self._general, "kernel": self.kernel, "empty": np.empty}
+        for kk, (sh, d) in enumerate(zip(self.out_shapes, self.out_dtypes)):
+            ns[f"shape{kk}"], ns[f"dtype{kk}"] = sh, d
+        exec(compile("\n".join(lines), "<taiji fused call>", "exec"), ns)  # noqa: S102
+        self.run = ns["run"]  # generated code calls region.run(...): swapped in one store
+
     def __call__(self, *arrays, out=None):
+        return self.run(*arrays, out=out)
+
+    def _general(self, *arrays, out=None):
         k = self.kernel
         ip = self.inplace
         if k is None or any(not arrays[j].flags.c_contiguous or not arrays[j].flags.writeable
@@ -431,6 +472,7 @@ def _compile_one(region: Region) -> None:
             if kk not in region.inplace]
     k(0, 1, *ins, *outs)  # forces compilation for these argument types (n=0: no work)
     region.kernel = k
+    region._make_fast()
 
 
 def _work():
