@@ -20,6 +20,7 @@ import numpy as np
 from taiji import _dtypes as dt
 from taiji._core.ir import Eqn, Graph, Literal, Var
 from taiji._core.primitive import Primitive, ShapedArray
+from taiji.compiler import kernel_cache
 
 # primitive -> expression template over scalar operands (numba nopython syntax). Only
 # operations IEEE 754 rounds correctly are fused (no exp/log/tanh/pow, whose last bits differ
@@ -268,6 +269,7 @@ class Region:
         self.last = self.shape[-1] if self.shape else 1
         self._variants: dict = {}
         self.run = self._general
+        self.kernel_origin = None  # "jit" (compiled here) or "disk" (taiji's kernel cache)
         _request(self)
 
     def with_inplace(self, pairs: tuple) -> "Region":
@@ -279,6 +281,13 @@ class Region:
         if r is None:
             r = self._variants[pairs] = Region(self.graph, self.shape, pairs, self.colsum)
         return r
+
+    def _dtypes_match(self, arrays) -> bool:
+        """Whether ``arrays`` have the graph's dtypes. An ahead-of-time kernel's wrapper
+        does not check argument types (a float64 array where float32 was compiled would be
+        read as garbage), so disk-cached kernels only ever see the types they were built
+        for; anything else runs on the NumPy tier."""
+        return all(np.asarray(a).dtype == v.dtype.np for a, v in zip(arrays, self.graph.inputs))
 
     def _make_fast(self) -> None:
         """Once the kernel is ready: a call path specialised to this region (which inputs
@@ -295,6 +304,8 @@ class Region:
             elif i not in self._scalars:
                 checks.append(f"a{i}.flags.c_contiguous")
         kargs = [f"a{i}.reshape(1)" if i in self._scalars else f"a{i}" for i in range(n_in)]
+        if self.kernel_origin == "disk":  # see _dtypes_match
+            checks += [f"a{i}.dtype is d{i}" for i in range(n_in)]
         lines = [f"def run({', '.join(args)}, out=None):"]
         if checks:
             lines.append(f"    if not ({' and '.join(checks)}):")
@@ -312,6 +323,8 @@ class Region:
         lines.append(f"    kernel({self.size}, {self.last}, {', '.join(kargs + kouts)})")
         lines.append(f"    return ({', '.join(rets)},)")
         ns = {"slow": self._general, "kernel": self.kernel, "empty": np.empty}
+        for i, v in enumerate(self.graph.inputs):
+            ns[f"d{i}"] = np.dtype(v.dtype.np)
         for kk, (sh, d) in enumerate(zip(self.out_shapes, self.out_dtypes)):
             ns[f"shape{kk}"], ns[f"dtype{kk}"] = sh, d
         exec(compile("\n".join(lines), "<taiji fused call>", "exec"), ns)  # noqa: S102
@@ -324,7 +337,8 @@ class Region:
         k = self.kernel
         ip = self.inplace
         if k is None or any(not arrays[j].flags.c_contiguous or not arrays[j].flags.writeable
-                            for j in ip.values()):
+                            for j in ip.values()) or (
+                self.kernel_origin == "disk" and not self._dtypes_match(arrays)):
             res = self.numpy_fn(*arrays)
             if self.colsum:
                 res = (*res, *[np.sum(res[k], axis=0) for k in self.colsum])
@@ -448,7 +462,9 @@ _queue: list = []
 _lock = threading.Lock()
 _worker: threading.Thread | None = None
 _kernels: dict = {}
+_to_cache: dict = {}  # kernels compiled in memory that the disk cache lacks
 enabled = os.environ.get("TAIJI_FUSION", "1") != "0"
+disk_cache = True  # read and write taiji.compiler.kernel_cache (tests turn it off)
 
 
 def _load_kernel(source: str):
@@ -463,14 +479,23 @@ def _load_kernel(source: str):
 
 
 def _compile_one(region: Region) -> None:
-    k = _load_kernel(region.source)
     ins = []
     for v, p in zip(region.graph.inputs, region.patterns):
         ins.append(np.zeros(1 if p == "s" else v.shape, v.dtype.np))
     outs = [np.zeros(sh, d) for kk, (sh, d) in enumerate(zip(region.out_shapes,
                                                              region.out_dtypes))
             if kk not in region.inplace]
-    k(0, 1, *ins, *outs)  # forces compilation for these argument types (n=0: no work)
+    k = None
+    if disk_cache:
+        sig = kernel_cache.signature(ins + outs)
+        ck = kernel_cache.key(region.source, sig)
+        k = kernel_cache.load(ck)
+        if k is None and ck not in _to_cache and ck not in kernel_cache.submitted:
+            _to_cache[ck] = (ck, region.source, sig)  # built once the JIT queue is empty
+    region.kernel_origin = "disk" if k is not None else "jit"
+    if k is None:
+        k = _load_kernel(region.source)
+        k(0, 1, *ins, *outs)  # forces compilation for these argument types (n=0: no work)
     region.kernel = k
     region._make_fast()
 
@@ -480,9 +505,17 @@ def _work():
     while True:
         with _lock:
             if not _queue:
-                _worker = None
-                return
-            region = _queue.pop(0)
+                items = list(_to_cache.values())
+                _to_cache.clear()
+                if not items:
+                    _worker = None
+                    return
+                region = None
+            else:
+                region = _queue.pop(0)
+        if region is None:  # every kernel asked for so far is ready: write them to disk
+            kernel_cache.build_in_background(items)
+            continue
         with _compiling:
             try:
                 _compile_one(region)
@@ -508,6 +541,7 @@ def _after_fork_child() -> None:
     global _worker, _lock, _compiling
     _lock, _compiling = threading.Lock(), threading.Lock()
     _queue.clear()
+    _to_cache.clear()
     _worker = None
 
 
@@ -532,21 +566,23 @@ def _stop_at_exit() -> None:
     shuts down underneath numba's compiler (a daemon thread killed mid-compile can crash)."""
     with _lock:
         _queue.clear()
-    wait_for_kernels(timeout=30.0)
+        _to_cache.clear()
+    wait_for_kernels(timeout=30.0, cache_builds=False)  # cache builders finish on their own
 
 
 atexit.register(_stop_at_exit)
 
 
-def wait_for_kernels(timeout: float = 60.0) -> bool:
-    """Block until queued kernels are compiled (tests and benchmarks use this)."""
+def wait_for_kernels(timeout: float = 60.0, cache_builds: bool = True) -> bool:
+    """Block until queued kernels are compiled (tests and benchmarks use this) and, with
+    ``cache_builds``, until this process's disk-cache builds are written."""
     import time
     t0 = time.time()
     while True:
         with _lock:
             busy = _worker is not None or bool(_queue)
         if not busy:
-            return True
+            return not cache_builds or kernel_cache.wait(max(0.0, timeout - (time.time() - t0)))
         if time.time() - t0 > timeout:
             return False
         time.sleep(0.01)
