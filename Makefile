@@ -20,11 +20,13 @@ test: $(VENV)/.installed
 bench-eager: $(VENV)/.installed
 	$(PY) benchmarks/eager_overhead.py
 
-# The side-by-side suite: installs the peers (PyTorch CPU, JAX) into the venv first.
+# The side-by-side suite (benchmarks/suite.py; `taiji bench` runs the same): installs the
+# peers (PyTorch CPU, JAX) into the venv first; 5-8 minutes on 2 cores. Options go in
+# BENCH_ARGS, e.g. make bench BENCH_ARGS="--workloads mlp --reps 7".
+BENCH_ARGS ?=
 bench: $(VENV)/.installed
 	$(PY) -m pip install -q -e '.[bench]'
-	$(PY) benchmarks/eager_overhead.py
-	$(PY) benchmarks/mlp_train.py
+	$(PY) benchmarks/suite.py $(BENCH_ARGS)
 
 # Fashion-MNIST: already found by taiji, else the Debian package (apt, as root), else the
 # official download (SHA-256 checked), else the sample committed in the package.

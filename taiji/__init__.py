@@ -62,5 +62,6 @@ from taiji.amp import autocast, is_autocast_enabled, get_autocast_dtype  # noqa:
 from taiji import amp  # noqa: F401
 from taiji.serialization import save, load, SerializationError  # noqa: F401
 from taiji import utils, datasets  # noqa: F401
+from taiji import cuda, backends  # noqa: F401  (taiji.cuda works without a GPU)
 
 __version__ = "0.1.0"

@@ -7,12 +7,52 @@ import math
 import numpy as np
 
 from taiji import _dtypes as dt
-from taiji._device import backend_for_device
+from taiji._device import device as _device
 from taiji import _ops as O
 
 __all__ = ["tensor", "as_tensor", "asarray", "from_numpy", "zeros", "ones", "full", "empty",
            "arange", "linspace", "logspace", "eye", "zeros_like", "ones_like", "full_like",
            "empty_like", "scalar_tensor"]
+
+
+def _where(device):
+    """(backend, device index) for a ``device=`` argument: None, a string or a device. A
+    device that cannot be used here raises the RuntimeError that says why."""
+    if device is None:
+        from taiji.backends import numpy_backend
+        return numpy_backend, None
+    d = device if isinstance(device, _device) else _device(device)
+    from taiji.backends import get_backend
+    return get_backend(d.type), d.index
+
+
+def _make(device, fn):
+    """``fn(xp)`` run where new arrays land on ``device``."""
+    be, index = _where(device)
+    if index is None:
+        return fn(be.xp)
+    with be.scope(index):
+        return fn(be.xp)
+
+
+def _put(device, arr: np.ndarray):
+    """Host array ``arr`` on ``device`` (itself for the CPU)."""
+    be, index = _where(device)
+    if be.name == "cpu":
+        return arr
+    with be.scope(index):
+        return be.asarray(arr)
+
+
+def _device_array(data) -> bool:
+    """Is ``data`` an array of a device backend (not NumPy's)?"""
+    from taiji.backends import ARRAY_TYPES
+    return type(data) in ARRAY_TYPES and type(data) is not np.ndarray
+
+
+def _backend_of(data):
+    from taiji.backends import backend_of_array
+    return backend_of_array(data)
 
 
 def _finish(arr, requires_grad=False):
@@ -57,12 +97,19 @@ def tensor(data, *, dtype=None, device=None, requires_grad: bool = False,
     if isinstance(data, O.Tensor):
         arr = np.array(data._concrete("tensor()"))
         d = dt.to_dtype(dtype) if dtype is not None else data.dtype
+        if device is None:
+            device = data.device  # a copy stays where the data was (as in PyTorch)
+    elif _device_array(data):  # e.g. a CuPy array: a copy on its device
+        be = _backend_of(data)
+        arr = be.to_host(data)
+        d = dt.to_dtype(dtype) if dtype is not None else dt.from_np(arr.dtype)
+        if device is None:
+            device = be.device_of(data)
     else:
         arr = _to_numpy(data)
         d = dt.to_dtype(dtype) if dtype is not None else _infer_dtype(arr, data)
     arr = arr.astype(d.np, copy=False)
-    be = backend_for_device(device)
-    return _finish(be.asarray(arr) if be.name != "cpu" else arr, requires_grad)
+    return _finish(_put(device, arr), requires_grad)
 
 
 def as_tensor(data, dtype=None, device=None) -> O.Tensor:
@@ -70,7 +117,11 @@ def as_tensor(data, dtype=None, device=None) -> O.Tensor:
     if isinstance(data, O.Tensor):
         out = data if dtype is None else data.to(dtype)
         return out if device is None else out.to(device)
-    if isinstance(data, np.ndarray) and device in (None, "cpu"):
+    if _device_array(data) and (device is None or _backend_of(data).device_of(data) ==
+                                _device(device)):  # share the device array
+        d = dt.to_dtype(dtype) if dtype is not None else dt.from_np(data.dtype)
+        return O.const(data.astype(d.np, copy=False))
+    if isinstance(data, np.ndarray) and (device is None or _device(device).type == "cpu"):
         d = dt.to_dtype(dtype) if dtype is not None else _infer_dtype(data, data)
         return O.const(data.astype(d.np, copy=False))
     return tensor(data, dtype=dtype, device=device)
@@ -108,21 +159,23 @@ def full(size, fill_value, *, dtype=None, device=None, requires_grad=False) -> O
         dtype = dt._scalar_dtype(fill_value) if isinstance(fill_value, (bool, int, float)) \
             else None
     d = _dtype(dtype)
-    xp = backend_for_device(device).xp
-    return _finish(xp.full(_size((size,) if isinstance(size, int) else (tuple(size),)),
-                           fill_value, dtype=d.np), requires_grad)
+    shape = _size((size,) if isinstance(size, int) else (tuple(size),))
+    return _finish(_make(device, lambda xp: xp.full(shape, fill_value, dtype=d.np)),
+                   requires_grad)
 
 
 def zeros(*size, dtype=None, device=None, requires_grad=False) -> O.Tensor:
     """A tensor of zeros: ``zeros(2, 3)`` or ``zeros((2, 3))``."""
-    xp = backend_for_device(device).xp
-    return _finish(xp.zeros(_size(size), dtype=_dtype(dtype).np), requires_grad)
+    shape, d = _size(size), _dtype(dtype).np
+    if device is None:  # (the common call: no device lookup)
+        return _finish(np.zeros(shape, dtype=d), requires_grad)
+    return _finish(_make(device, lambda xp: xp.zeros(shape, dtype=d)), requires_grad)
 
 
 def ones(*size, dtype=None, device=None, requires_grad=False) -> O.Tensor:
     """A tensor of ones: ``ones(2, 3)`` or ``ones((2, 3))``."""
-    xp = backend_for_device(device).xp
-    return _finish(xp.ones(_size(size), dtype=_dtype(dtype).np), requires_grad)
+    shape, d = _size(size), _dtype(dtype).np
+    return _finish(_make(device, lambda xp: xp.ones(shape, dtype=d)), requires_grad)
 
 
 def empty(*size, dtype=None, device=None, requires_grad=False) -> O.Tensor:
@@ -171,31 +224,29 @@ def arange(start, end=None, step=1, *, dtype=None, device=None,
             dt.get_default_dtype()
     d = dt.to_dtype(dtype)
     n = builtins.max(0, math.ceil((end - start) / step))
-    xp = backend_for_device(device).xp
     arr = (start + step * np.arange(n, dtype=np.float64)) if d.is_floating_point else \
         np.arange(start, start + n * step, step)[:n]
-    return _finish(xp.asarray(arr.astype(d.np)), requires_grad)
+    return _finish(_put(device, arr.astype(d.np)), requires_grad)
 
 
 def linspace(start, end, steps, *, dtype=None, device=None, requires_grad=False) -> O.Tensor:
     """``steps`` evenly spaced values from ``start`` to ``end`` inclusive."""
     d = _dtype(dtype)
-    xp = backend_for_device(device).xp
-    return _finish(xp.asarray(np.linspace(start, end, steps).astype(d.np)), requires_grad)
+    return _finish(_put(device, np.linspace(start, end, steps).astype(d.np)), requires_grad)
 
 
 def logspace(start, end, steps, base=10.0, *, dtype=None, device=None,
              requires_grad=False) -> O.Tensor:
     d = _dtype(dtype)
-    xp = backend_for_device(device).xp
-    return _finish(xp.asarray(np.logspace(start, end, steps, base=base).astype(d.np)),
+    return _finish(_put(device, np.logspace(start, end, steps, base=base).astype(d.np)),
                    requires_grad)
 
 
 def eye(n, m=None, *, dtype=None, device=None, requires_grad=False) -> O.Tensor:
     """The identity matrix (``n`` x ``m``)."""
-    xp = backend_for_device(device).xp
-    return _finish(xp.eye(n, n if m is None else m, dtype=_dtype(dtype).np), requires_grad)
+    d = _dtype(dtype).np
+    return _finish(_make(device, lambda xp: xp.eye(n, n if m is None else m, dtype=d)),
+                   requires_grad)
 
 
 def scalar_tensor(value, *, dtype=None, device=None) -> O.Tensor:

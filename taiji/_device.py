@@ -1,11 +1,24 @@
-"""Devices: ``taiji.device('cpu')``, ``'cuda:0'``; which backend holds a payload."""
+"""Devices: ``taiji.device('cpu')``, ``'cuda:0'``; which backend holds a payload; moving
+tensors between devices (``Tensor.to``), differentiably.
+
+A tensor's device is where its payload lives: NumPy arrays are on the CPU, CuPy arrays on a
+GPU. Under ``taiji.jit`` a payload is a tracer whose device is the device of the traced
+program (the device of its inputs), so code such as ``zeros(..., device=x.device)`` traces.
+"""
 from __future__ import annotations
 
 import numpy as np
 
+from taiji._core.primitive import Primitive, ShapedArray
+
 
 class device:
-    """A device name: ``type`` ('cpu' or 'cuda') and an optional ``index``."""
+    """A device name: ``type`` ('cpu' or 'cuda') and an optional ``index``.
+
+    Example:
+        >>> taiji.device("cuda:1").index
+        1
+    """
 
     __slots__ = ("type", "index")
 
@@ -49,22 +62,32 @@ CPU = device("cpu")
 
 
 def device_of(payload) -> device:
-    if type(payload) is np.ndarray:
+    """The device holding ``payload`` (a backend array or a transform's tracer)."""
+    t = type(payload)
+    if t is np.ndarray:
         return CPU
-    dev = getattr(payload, "device", None)
+    from taiji.backends import _BY_TYPE, backend_of_array
+    be = _BY_TYPE.get(t)
+    if be is not None:
+        return be.device_of(payload)
+    dev = getattr(payload, "device", None)  # tracers carry the device of what they trace
     if isinstance(dev, device):
         return dev
-    from taiji.backends import backend_of_array
     try:
-        return device(backend_of_array(payload).device_name(payload))
+        return backend_of_array(payload).device_of(payload)
     except TypeError:
         return CPU
 
 
 def backend_for_payload(payload):
-    from taiji.backends import backend_of_array, numpy_backend
-    if type(payload) is np.ndarray:
+    """The backend whose array module computes on ``payload``."""
+    from taiji.backends import _BY_TYPE, backend_of_array, numpy_backend
+    t = type(payload)
+    if t is np.ndarray:
         return numpy_backend
+    be = _BY_TYPE.get(t)
+    if be is not None:
+        return be
     be = getattr(payload, "backend", None)
     if be is not None:
         return be
@@ -72,17 +95,68 @@ def backend_for_payload(payload):
 
 
 def backend_for_device(dev):
-    from taiji.backends import get_backend
-    return get_backend(device(dev).type if dev is not None else "cpu")
+    """The backend of device ``dev`` (a ``device``, a string such as 'cuda:0', or None for
+    the CPU); a RuntimeError says why a device is unavailable."""
+    from taiji.backends import get_backend, numpy_backend
+    if dev is None:
+        return numpy_backend
+    return get_backend(dev.type if isinstance(dev, device) else device(dev).type)
+
+
+def _is_concrete(p) -> bool:
+    from taiji.backends import ARRAY_TYPES
+    return type(p) in ARRAY_TYPES or not hasattr(p, "aval_str")  # every tracer has aval_str
+
+
+def _move(a, dev: device):
+    """Array ``a`` copied onto device ``dev`` (the same array when it is already there)."""
+    from taiji.backends import backend_of_array, get_backend
+    src = backend_of_array(a)
+    dst = get_backend(dev.type)
+    if src is dst and (dev.index is None or src.device_of(a) == dev):
+        return a
+    with dst.scope(dev.index):
+        return dst.asarray(src.to_host(a))
 
 
 def to_device(t, dev):
-    """``t`` on device ``dev`` (the same tensor when it is already there)."""
+    """``t`` on device ``dev`` (the same tensor when it is already there). Differentiable:
+    the gradient flows back to ``t``'s device. Inside ``taiji.jit`` it is the identity (a
+    compiled program runs on the device of its inputs)."""
     dev = device(dev)
-    if t.device == dev:
+    p = t._data
+    if type(p) is np.ndarray:
+        if dev.type == "cpu":
+            return t
+    elif device_of(p) == dev:
         return t
-    from taiji.backends import get_backend
-    be = get_backend(dev.type)
-    src = backend_for_payload(t._data)
-    from taiji._ops import const
-    return const(be.asarray(src.to_host(t._data)))
+    if not _is_concrete(p):
+        from taiji.compiler.trace import current_trace
+        if current_trace() is not None:
+            return t
+        return device_put(t, device=dev)  # vmap / jvp: their interpreters map the move
+    from taiji._core.interpreters import STATE
+    if t._requires_grad and STATE.grad_enabled:
+        return device_put(t, device=dev)  # recorded on the tape
+    from taiji._ops import Tensor
+    return Tensor._from_payload(_move(p, dev))
+
+
+# ``device_put``: a copy onto another device, as a primitive so that autograd, vmap and jvp
+# see it (its VJP moves the cotangent back).
+device_put = Primitive("device_put", vjp_reads_inputs=False)
+
+
+@device_put.def_impl
+def _device_put_impl(xp, x, *, device):
+    return _move(x, device)
+
+
+@device_put.def_shape
+def _device_put_shape(x, *, device):
+    return ShapedArray(x.shape, x.dtype)
+
+
+device_put.def_vjp(lambda g, ins, out, *, device: (to_device(g, ins[0].device),))
+device_put.def_jvp(lambda ts, ins, out, *, device: to_device(ts[0], device))
+device_put.def_batch(lambda ins, dims, *, device: (to_device(ins[0], device), dims[0]))

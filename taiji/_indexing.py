@@ -17,12 +17,21 @@ def _is_concrete(t) -> bool:
     return isinstance(t._data, np.ndarray) or type(t._data).__module__.startswith("cupy")
 
 
-def _index_tensor(v):
-    """An index entry (list, ndarray, Tensor) as an integer or bool Tensor."""
+def _host(t) -> np.ndarray:
+    """A concrete tensor's values on the host (index bookkeeping runs in NumPy)."""
+    return t._concrete("indexing")
+
+
+def _index_tensor(v, like=None):
+    """An index entry (list, ndarray, Tensor) as an integer or bool Tensor, on the device of
+    the indexed tensor ``like`` (CPU index tensors may index GPU ones, as in PyTorch)."""
     if isinstance(v, O.Tensor):
         if v.dtype.is_floating_point:
             raise IndexError(f"tensors used as indices must be long, int, byte or bool "
                              f"tensors, got {v.dtype}")
+        if like is not None and type(v._data) is not type(like._data) and \
+                v.device != like.device:
+            v = v.to(like.device)
         return v
     arr = np.asarray(v)
     if arr.dtype == object or arr.dtype.kind == "f":
@@ -30,7 +39,7 @@ def _index_tensor(v):
                          f"got {arr.dtype}")
     if arr.dtype.kind in "iu":
         arr = arr.astype(np.int64)
-    return O.const(arr)
+    return O.const(arr, like)
 
 
 def _expand_index(x, idx):
@@ -50,14 +59,14 @@ def _expand_index(x, idx):
                 and v.dtype is not dt.bool_ and _is_concrete(v):
             entries.append(int(v.item()))
         else:
-            t = _index_tensor(v)
+            t = _index_tensor(v, x)
             if t.dtype is dt.bool_:
                 if not _is_concrete(t):
                     raise IndexError(
                         "boolean mask indexing gives a data-dependent shape, which cannot be "
                         "traced; use taiji.where(mask, x, other) or masked_fill instead")
-                nz = np.nonzero(np.asarray(t._data))
-                entries.append(("mask", t.ndim, [O.const(a.astype(np.int64)) for a in nz]))
+                nz = np.nonzero(_host(t))
+                entries.append(("mask", t.ndim, [O.const(a.astype(np.int64), x) for a in nz]))
             else:
                 entries.append(t)
     used = sum(1 if isinstance(e, (int, slice, O.Tensor)) else
@@ -81,7 +90,7 @@ def _expand_index(x, idx):
     return out
 
 
-def _int_first(idx):
+def _int_first(idx, x=None):
     """PyTorch applies integer indices before advanced ones: ``x[1, :, [0, 2]]`` is
     ``x[1][:, [0, 2]]`` (NumPy would put the broadcast dims first). Returns the two passes,
     or None when the index mixes no ints with arrays."""
@@ -104,7 +113,7 @@ def _int_first(idx):
             first.append(v if v is Ellipsis else slice(None))
             second.append(v)
         else:
-            t = _index_tensor(v)
+            t = _index_tensor(v, x)
             first.extend([slice(None)] * (t.ndim if t.dtype is dt.bool_ else 1))
             second.append(t)
     return tuple(first), tuple(second)
@@ -112,7 +121,7 @@ def _int_first(idx):
 
 def getitem(x, idx):
     """``x[idx]``: ints, slices (step > 0), None, Ellipsis, integer arrays, bool masks."""
-    passes = _int_first(idx)
+    passes = _int_first(idx, x)
     if passes is not None:
         return getitem(getitem(x, passes[0]), passes[1])
     entries = _expand_index(x, idx)
@@ -187,7 +196,7 @@ def _advanced(y, adv):
     sizes = [y.shape[d] for d in dims]
     for t, n, d in zip(idx, sizes, dims):
         if _is_concrete(t) and t.numel():
-            a = np.asarray(t._data)
+            a = _host(t)
             if a.max() >= n or a.min() < -n:
                 bad = int(a.max()) if a.max() >= n else int(a.min())
                 raise IndexError(f"index {bad} is out of bounds for dimension {d} with size {n}")
@@ -218,17 +227,19 @@ def setitem(x, idx, value):
     """``x[idx] = value``. Eager tensors outside autograd are written in place (views see
     it); otherwise the update is functional and differentiable."""
     if STATE.interp is None and _grad_inplace_ok(x, value) and _is_concrete(x):
+        if isinstance(value, O.Tensor) and type(value._data) is not type(x._data):
+            value = value.to(x.device)  # a value from another device is copied over
         v = value._data if isinstance(value, O.Tensor) else value
-        passes = _int_first(idx)
+        passes = _int_first(idx, x)
         if passes is None:
-            x._data[_np_index(idx)] = v
+            x._data[_np_index(idx, x)] = v
         else:  # ints first (a NumPy view), then the advanced part: PyTorch's order
-            x._data[_np_index(passes[0])][_np_index(passes[1])] = v
+            x._data[_np_index(passes[0], x)][_np_index(passes[1], x)] = v
         x._version += 1
         return
-    pos = getitem(O.const(np.arange(x.numel(), dtype=np.int64).reshape(x.shape)), idx)
+    pos = getitem(O.const(np.arange(x.numel(), dtype=np.int64).reshape(x.shape), x), idx)
     if not isinstance(value, O.Tensor):
-        value = O.scalar(value, x.dtype)
+        value = O.scalar(value, x.dtype, x)
     value = O.expand(O.to(value, x.dtype), pos.shape)
     flat = S.reshape(x, shape=(x.numel(),))
     new = index_put_flat(flat, S.reshape(pos, shape=(pos.numel(),)),
@@ -236,11 +247,12 @@ def setitem(x, idx, value):
     x._assign(S.reshape(new, shape=x.shape))
 
 
-def _np_index(idx):
+def _np_index(idx, x=None):
+    """``idx`` for the payload of ``x`` (index tensors moved to x's device)."""
     if isinstance(idx, tuple):
-        return tuple(_np_index(i) for i in idx)
+        return tuple(_np_index(i, x) for i in idx)
     if isinstance(idx, O.Tensor):
-        return idx._data
+        return _index_tensor(idx, x)._data
     return idx
 
 
@@ -250,8 +262,8 @@ def index_put_flat(flat, pos, values):
     hit = S.index_add(flat.zeros_like(), pos, values.ones_like(), axis=0) if \
         flat.dtype.is_floating_point else None
     if hit is None:  # integer/bool data: no gradient needed, select on a hit mask
-        mask = S.index_add(O.const(np.zeros(flat.shape, np.int8)), pos,
-                           O.const(np.ones(pos.shape, np.int8)), axis=0)
+        mask = S.index_add(O.const(np.zeros(flat.shape, np.int8), flat), pos,
+                           O.const(np.ones(pos.shape, np.int8), flat), axis=0)
         placed = S.index_add(flat.zeros_like(), pos, values, axis=0)
         return E.select(O.to(mask, dt.bool_), placed, flat)
     keep = E.select(O.to(hit, dt.bool_), flat.zeros_like(), flat)
@@ -264,13 +276,13 @@ def index_put_flat(flat, pos, values):
 def _last_occurrence(pos):
     if not _is_concrete(pos):
         return None
-    p = np.asarray(pos._data)
+    p = _host(pos)
     if len(np.unique(p)) == len(p):
         return None
     keep = np.zeros(len(p), dtype=bool)
     _, first_rev = np.unique(p[::-1], return_index=True)
     keep[len(p) - 1 - first_rev] = True
-    return O.const(keep.astype(np.float32))
+    return O.const(keep.astype(np.float32), pos)
 
 
 def gather(x, dim, index):
@@ -305,9 +317,9 @@ def scatter(x, dim, index, src=None, value=None, reduce=None):
     d = O._dims(x, dim)[0]
     index = O.to(index, dt.int64)
     if src is None:
-        src = O.expand(O.scalar(value, x.dtype), index.shape)
+        src = O.expand(O.scalar(value, x.dtype, x), index.shape)
     elif not isinstance(src, O.Tensor):
-        src = O.expand(O.scalar(src, x.dtype), index.shape)
+        src = O.expand(O.scalar(src, x.dtype, x), index.shape)
     src = O.to(src, x.dtype)
     if src.shape != index.shape:
         src = S.slice_(src, spec=tuple((0, n, 1) for n in index.shape))
@@ -315,8 +327,8 @@ def scatter(x, dim, index, src=None, value=None, reduce=None):
         return S.scatter_add(x, index, src, axis=d)
     if reduce is not None:
         raise ValueError(f"scatter: reduce must be None or 'add', got {reduce!r}")
-    hit = S.scatter_add(O.const(np.zeros(x.shape, np.int32)), index,
-                        O.const(np.ones(index.shape, np.int32)), axis=d)
+    hit = S.scatter_add(O.const(np.zeros(x.shape, np.int32), x), index,
+                        O.const(np.ones(index.shape, np.int32), x), axis=d)
     # duplicate targets: one write wins (the last, as in NumPy), never their sum
     keep = _scatter_last(index, d)
     if keep is not None:
@@ -329,7 +341,7 @@ def _scatter_last(index, d):
     """Bool mask over ``index``: True at the last write to each target (None: no repeats)."""
     if not _is_concrete(index) or index.ndim == 0:
         return None
-    idx = np.asarray(index._data)
+    idx = _host(index)
     coords = list(np.indices(idx.shape))
     coords[d] = idx
     span = [int(max(c.max(), 0)) + 1 if c.size else 1 for c in coords]
@@ -339,7 +351,7 @@ def _scatter_last(index, d):
     keep = np.zeros(len(pos), dtype=bool)
     _, first_rev = np.unique(pos[::-1], return_index=True)
     keep[len(pos) - 1 - first_rev] = True
-    return O.const(keep.reshape(idx.shape))
+    return O.const(keep.reshape(idx.shape), index)
 
 
 def index_select(x, dim, index):
@@ -348,7 +360,7 @@ def index_select(x, dim, index):
         raise IndexError(f"index_select(): Index is supposed to be a vector, got {index.ndim}D")
     n = x.shape[d]
     if _is_concrete(index) and index.numel():
-        a = np.asarray(index._data)
+        a = _host(index)
         if a.max() >= n or a.min() < 0:
             raise IndexError(f"index_select(): index out of range in self (dimension {d} has "
                              f"size {n}, got index {int(a.max() if a.max() >= n else a.min())})")
@@ -375,10 +387,10 @@ def masked_select(x, mask):
 def nonzero(x, as_tuple=False):
     if not _is_concrete(x):
         raise RuntimeError("nonzero() has a data-dependent shape and cannot be traced")
-    nz = np.nonzero(np.asarray(x._data))
+    nz = np.nonzero(_host(x))
     if as_tuple:
-        return tuple(O.const(a.astype(np.int64)) for a in nz)
-    return O.const(np.stack(nz, axis=1).astype(np.int64))
+        return tuple(O.const(a.astype(np.int64), x) for a in nz)
+    return O.const(np.stack(nz, axis=1).astype(np.int64), x)
 
 
 def one_hot(tensor, num_classes=-1):
@@ -389,8 +401,8 @@ def one_hot(tensor, num_classes=-1):
         if not _is_concrete(tensor):
             raise RuntimeError("one_hot: pass num_classes under a transform (the count would "
                                "depend on the data)")
-        num_classes = int(np.asarray(tensor._data).max()) + 1 if tensor.numel() else 0
-    classes = O.const(np.arange(num_classes, dtype=np.int64))
+        num_classes = int(_host(tensor).max()) + 1 if tensor.numel() else 0
+    classes = O.const(np.arange(num_classes, dtype=np.int64), tensor)
     return O.to(E.eq(O.unsqueeze(O.to(tensor, dt.int64), -1), classes), dt.int64)
 
 

@@ -27,7 +27,14 @@ _SCALARS = (builtins.bool, builtins.int, builtins.float)
 
 def const(array, like=None):
     """A Tensor holding a constant array; under a transform it becomes that transform's
-    constant (a literal in a jit graph) rather than captured state."""
+    constant (a literal in a jit graph) rather than captured state. With Tensor ``like``,
+    a host array goes to ``like``'s device (jit literals stay on the host: the compiled
+    program moves them)."""
+    if like is not None and type(like._data) is not np.ndarray:
+        from taiji._device import backend_for_payload
+        be = backend_for_payload(like._data)
+        if be.name != "cpu" and type(array) is np.ndarray:
+            array = be.asarray(array)
     interp = STATE.interp
     if interp is None:
         return Tensor._from_payload(array)

@@ -1,5 +1,7 @@
 """PyTorch-style random creation (rand, randn, randint, randperm, ...) over the global or a
-given `taiji.Generator`."""
+given `taiji.Generator`. With ``device='cuda'`` and no generator the draw runs on the GPU
+from that GPU's default generator (its state lives there, as in PyTorch); a CPU generator's
+draw is made on the CPU and moved."""
 from __future__ import annotations
 
 from taiji import _dtypes as dt
@@ -10,6 +12,11 @@ from taiji.autograd import no_grad
 
 __all__ = ["rand", "randn", "randint", "randperm", "rand_like", "randn_like", "randint_like",
            "normal", "bernoulli", "multinomial"]
+
+
+def _key(generator, device):
+    """The key for one draw: from ``generator``, else from ``device``'s default generator."""
+    return R._gen(generator, device).next_key()
 
 
 def _finish(t, device, requires_grad):
@@ -23,14 +30,14 @@ def _finish(t, device, requires_grad):
 def rand(*size, generator=None, dtype=None, device=None, requires_grad=False) -> O.Tensor:
     """Uniform samples in [0, 1) of ``size``."""
     with no_grad():
-        t = R.uniform(R._gen(generator).next_key(), _size(size), R._float_dtype(dtype))
+        t = R.uniform(_key(generator, device), _size(size), R._float_dtype(dtype))
     return _finish(t, device, requires_grad)
 
 
 def randn(*size, generator=None, dtype=None, device=None, requires_grad=False) -> O.Tensor:
     """Standard normal samples of ``size``."""
     with no_grad():
-        t = R.normal(R._gen(generator).next_key(), _size(size), R._float_dtype(dtype))
+        t = R.normal(_key(generator, device), _size(size), R._float_dtype(dtype))
     return _finish(t, device, requires_grad)
 
 
@@ -44,13 +51,13 @@ def randint(low, high=None, size=None, *, generator=None, dtype=None, device=Non
     elif high is None:
         low, high = 0, low
     d = dt.to_dtype(dtype) if dtype is not None else dt.int64
-    t = R.randint(R._gen(generator).next_key(), tuple(size), low, high, d)
+    t = R.randint(_key(generator, device), tuple(size), low, high, d)
     return _finish(t, device, requires_grad)
 
 
 def randperm(n, *, generator=None, dtype=None, device=None) -> O.Tensor:
     """A random permutation of 0..n-1."""
-    t = R.permutation(R._gen(generator).next_key(), int(n))
+    t = R.permutation(_key(generator, device), int(n))
     if dtype is not None:
         t = t.to(dtype)
     return _finish(t, device, False)
@@ -69,20 +76,23 @@ def randint_like(t, low, high=None, *, dtype=None, generator=None) -> O.Tensor:
                    device=t.device)
 
 
-def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None) -> O.Tensor:
-    """Normal samples with tensor or scalar ``mean`` / ``std``."""
+def normal(mean=0.0, std=1.0, size=None, *, generator=None, dtype=None,
+           device=None) -> O.Tensor:
+    """Normal samples with tensor or scalar ``mean`` / ``std`` (on their device)."""
+    ts = [x for x in (mean, std) if isinstance(x, O.Tensor)]
     if size is None:
-        shapes = [x.shape for x in (mean, std) if isinstance(x, O.Tensor)]
-        size = O.broadcast_shapes(*shapes) if shapes else ()
+        size = O.broadcast_shapes(*[x.shape for x in ts]) if ts else ()
+    if device is None and ts:
+        device = ts[0].device
     with no_grad():
-        z = randn(tuple(size), generator=generator, dtype=dtype)
+        z = randn(tuple(size), generator=generator, dtype=dtype, device=device)
         return z * std + mean
 
 
 def bernoulli(p, *, generator=None) -> O.Tensor:
     """0/1 samples with probabilities ``p`` (a float tensor), in p's dtype."""
     with no_grad():
-        u = R.uniform(R._gen(generator).next_key(), p.shape, p.dtype)
+        u = R.uniform(_key(generator, p.device), p.shape, p.dtype)
         return O.to(u < p, p.dtype)
 
 
@@ -91,10 +101,10 @@ def multinomial(probs, num_samples, replacement=False, *, generator=None) -> O.T
     with no_grad():
         logp = O.log(probs / O.sum(probs, -1, keepdim=True))
         if replacement:
-            u = R.uniform(R._gen(generator).next_key(), logp.shape[:-1] + (num_samples,),
+            u = R.uniform(_key(generator, probs.device), logp.shape[:-1] + (num_samples,),
                           dt.float64)
             return _inverse_cdf(O.cumsum(O.to(O.exp(logp), dt.float64), -1), u)
-        u = R.uniform(R._gen(generator).next_key(), logp.shape, dt.float64)
+        u = R.uniform(_key(generator, probs.device), logp.shape, dt.float64)
         gumbel = -O.log(-O.log(u + 1e-20) + 1e-20)
         from taiji._indexing import topk
         return topk(O.to(logp, dt.float64) + gumbel, num_samples, -1).indices

@@ -374,7 +374,7 @@ def clone(x, memory_format=None):
 
 def tril(x, diagonal=0):
     r, c = x.shape[-2:]
-    mask = const(np.tri(r, c, diagonal, dtype=bool))
+    mask = const(np.tri(r, c, diagonal, dtype=bool), x)
     return where(mask, x, x.zeros_like())
 
 

@@ -2,7 +2,8 @@
 
 ``taiji train {mlp,cnn,recommender,linear}`` trains one of the seed's models (eager or jit),
 with progress bars, per-epoch checkpoints, exact ``--resume``, a JSON-lines metrics log and
-a plot; ``taiji info`` prints versions, devices, BLAS, threads and where datasets are.
+a plot; ``taiji info`` prints versions, devices, BLAS, threads and where datasets are;
+``taiji bench`` runs the side-by-side benchmark suite of a source checkout (benchmarks/).
 
 Bad input ends with one line on stderr (``taiji: error: ...``) and exit status 2; Ctrl-C
 during training saves a checkpoint and exits with status 130.
@@ -31,7 +32,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="taiji", description="taiji: PyTorch's eager face and JAX's compiled "
                 "face over one core.")
     sub = p.add_subparsers(dest="command", parser_class=_Parser,
-                           metavar="{train,info,launch}")
+                           metavar="{train,info,launch,bench}")
     t = sub.add_parser("train", help="train one of the seed's models",
                        description="Train one of the seed's models (eager or jit).")
     t.add_argument("model", choices=MODELS, help="which model")
@@ -68,6 +69,8 @@ def build_parser() -> argparse.ArgumentParser:
                    add_help=False)
     sub.add_parser("info", help="versions, devices, BLAS, threads, datasets",
                    description="Print versions, devices, BLAS, threads and dataset locations.")
+    sub.add_parser("bench", help="the side-by-side benchmark suite: taiji bench --help",
+                   add_help=False)
     return p
 
 
@@ -190,6 +193,16 @@ def _version(dist: str) -> str:
         return "not installed"
 
 
+def _cupy_version() -> str:
+    """CuPy's version, whichever CUDA build of it is installed (cupy-cuda12x, -cuda13x...)."""
+    from importlib import metadata
+    for dist in metadata.distributions():
+        name = (dist.metadata["Name"] or "").lower()
+        if name == "cupy" or name.startswith("cupy-cuda") or name.startswith("cupy-rocm"):
+            return f"{dist.version} ({name})"
+    return "not installed"
+
+
 def _blas() -> str:
     try:
         from threadpoolctl import threadpool_info
@@ -214,15 +227,18 @@ def _info() -> int:
     rows = [("taiji", taiji.__version__), ("python", platform.python_version()),
             ("platform", platform.platform())]
     rows += [(d, _version(d)) for d in ("numpy", "ml_dtypes", "numba", "tqdm", "matplotlib",
-                                        "safetensors", "cupy-cuda12x", "threadpoolctl")]
+                                        "safetensors", "threadpoolctl")]
+    rows.append(("cupy", _cupy_version()))
     devices = ["cpu"]
-    try:
-        import cupy
-        n = cupy.cuda.runtime.getDeviceCount()
-        devices += [f"cuda:{i}" for i in range(n)]
-    except Exception:  # noqa: BLE001 - no CUDA here is a normal answer
-        pass
+    if taiji.cuda.is_available():  # each GPU with its name (taiji.cuda, CuPy underneath)
+        devices += [f"cuda:{i} ({taiji.cuda.get_device_name(i)})"
+                    for i in range(taiji.cuda.device_count())]
+    else:
+        devices.append(f"no CUDA: {taiji.cuda.unavailable_reason()}")
     rows.append(("devices", ", ".join(devices)))
+    tf32 = taiji.backends.cuda.matmul.allow_tf32
+    rows.append(("GPU float32 matmuls", f"{'TF32' if tf32 else 'full float32'} "
+                                        f"(taiji.backends.cuda.matmul.allow_tf32={tf32})"))
     rows.append(("BLAS", _blas()))
     try:
         usable = len(os.sched_getaffinity(0))
@@ -252,6 +268,36 @@ def _info() -> int:
     return 0
 
 
+# ---------------------------------------------------------------- bench
+
+def _find_suite() -> str | None:
+    """benchmarks/suite.py of the checkout taiji runs from (an editable install), else of the
+    current directory. The suite is not part of the installed package: it imports PyTorch and
+    JAX, which the library itself never does."""
+    import taiji
+    roots = [os.path.dirname(os.path.dirname(os.path.abspath(taiji.__file__))), os.getcwd()]
+    for root in roots:
+        path = os.path.join(root, "benchmarks", "suite.py")
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def _bench(argv: Sequence[str]) -> int:
+    """``taiji bench [options]``: run benchmarks/suite.py's ``main`` with these options."""
+    import importlib.util
+    path = _find_suite()
+    if path is None:
+        print("taiji: error: taiji bench runs the suite in benchmarks/ of a source checkout; "
+              "none found next to the installed package or in the current directory",
+              file=sys.stderr)
+        return 2
+    spec = importlib.util.spec_from_file_location("taiji_bench_suite", path)
+    suite = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(suite)
+    return suite.main(list(argv), prog="taiji bench")
+
+
 # ---------------------------------------------------------------- entry point
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -260,6 +306,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if argv[:1] == ["launch"]:  # everything after `launch` belongs to the launcher
         from taiji.distributed.launch import main as launch
         return launch(argv[1:])
+    if argv[:1] == ["bench"]:  # the suite parses its own options
+        return _bench(argv[1:])
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command is None:

@@ -26,8 +26,9 @@ _U32 = dt.uint32
 _SPLIT, _FOLD, _BITS = 0xFFFFFFFF, 0xFFFFFFFE, 0
 
 
-def _u32(values) -> O.Tensor:
-    return O.const(np.asarray(values, dtype=np.uint32))
+def _u32(values, like=None) -> O.Tensor:
+    """uint32 constants, on the device of key ``like`` when given."""
+    return O.const(np.asarray(values, dtype=np.uint32), like)
 
 
 def key(seed: int) -> O.Tensor:
@@ -60,15 +61,15 @@ def _cipher(k, x0, x1):
 def split(k: O.Tensor, num: int = 2) -> O.Tensor:
     """``num`` new independent keys from ``k`` (shape [num, 2])."""
     _check_key(k)
-    a, b = _cipher(k, _u32(np.arange(num)), _u32(_SPLIT))
+    a, b = _cipher(k, _u32(np.arange(num), k), _u32(_SPLIT, k))
     return O.stack([a, b], -1)
 
 
 def fold_in(k: O.Tensor, data: int) -> O.Tensor:
     """A new key from ``k`` and an integer (e.g. a step or rank)."""
     _check_key(k)
-    d = data if isinstance(data, O.Tensor) else _u32(int(data) & 0xFFFFFFFF)
-    a, b = _cipher(k, O.to(d, _U32), _u32(_FOLD))
+    d = data if isinstance(data, O.Tensor) else _u32(int(data) & 0xFFFFFFFF, k)
+    a, b = _cipher(k, O.to(d, _U32), _u32(_FOLD, k))
     return O.stack([a, b], -1)
 
 
@@ -77,7 +78,7 @@ def bits(k: O.Tensor, shape=()) -> O.Tensor:
     _check_key(k)
     shape = tuple(shape)
     n = math.prod(shape)
-    a, _ = _cipher(k, _u32(np.arange(n)), _u32(_BITS))
+    a, _ = _cipher(k, _u32(np.arange(n), k), _u32(_BITS, k))
     return a.reshape(k.shape[:-1] + shape)
 
 
@@ -90,7 +91,7 @@ def _unit(k, shape, d: dt.DType):
     # keep only as many bits as ``d`` has significand digits, so every value is exact in
     # ``d`` and the cast cannot round up to 1.0 (bfloat16: 8, float16: 11, float32: 24)
     p = {"bfloat16": 8, "float16": 11}.get(d.name, 24)
-    b = O.floor_divide(bits(k, shape), _u32(1 << (32 - p)))
+    b = O.floor_divide(bits(k, shape), _u32(1 << (32 - p), k))
     return O.to(O.to(b, dt.float32) * (2.0 ** -p), d)
 
 
@@ -154,9 +155,12 @@ class Generator:
     """
 
     def __init__(self, device="cpu"):
-        self.device = device
+        from taiji._device import device as _device
+        self.device = _device(device)
         self._seed = _DEFAULT_SEED
         self._state = key(self._seed)
+        if self.device.type != "cpu":  # the state lives on the device it draws for
+            self._state = self._state.to(self.device)
 
     def manual_seed(self, seed: int) -> "Generator":
         self._seed = int(seed)
@@ -172,6 +176,7 @@ class Generator:
         return self._seed
 
     def get_state(self) -> O.Tensor:
+        """The state as a CPU uint32 tensor (as in PyTorch, whatever the device)."""
         return O.const(np.array(self._state._concrete("get_state()"), copy=True))
 
     def set_state(self, state: O.Tensor) -> "Generator":
@@ -189,12 +194,35 @@ class Generator:
 default_generator = Generator()
 
 
-def _gen(generator) -> Generator:
-    return default_generator if generator is None else generator
+_device_generators: dict = {}  # taiji.device -> the default generator of a GPU
+
+
+def _gen(generator, device=None) -> Generator:
+    """``generator``, else the default generator of ``device`` (the CPU's for None or 'cpu';
+    each GPU has its own, whose state lives on it, as in PyTorch)."""
+    if generator is not None:
+        return generator
+    if device is None:
+        return default_generator
+    from taiji._device import device as _device
+    d = device if isinstance(device, _device) else _device(device)
+    if d.type == "cpu":
+        return default_generator
+    if d.index is None:
+        from taiji import cuda
+        d = _device(d.type, cuda.current_device())
+    g = _device_generators.get(d)
+    if g is None:
+        g = _device_generators[d] = Generator(d)
+        g.manual_seed(default_generator.initial_seed())
+    return g
 
 
 def manual_seed(seed: int) -> Generator:
-    """Seed the global generator: every eager random call becomes reproducible."""
+    """Seed the global generators (the CPU's and each GPU's): every eager random call
+    becomes reproducible."""
+    for g in _device_generators.values():
+        g.manual_seed(seed)
     return default_generator.manual_seed(seed)
 
 
@@ -216,11 +244,11 @@ def set_rng_state(state) -> None:
 
 def _uniform_like(t, a, b, generator=None):
     d = t.dtype if t.dtype.is_floating_point else dt.get_default_dtype()
-    u = uniform(_gen(generator).next_key(), t.shape, d)
+    u = uniform(_gen(generator, t.device).next_key(), t.shape, d)
     return u * (b - a) + a if (a, b) != (0.0, 1.0) else u
 
 
 def _normal_like(t, mean, std, generator=None):
     d = t.dtype if t.dtype.is_floating_point else dt.get_default_dtype()
-    z = normal(_gen(generator).next_key(), t.shape, d)
+    z = normal(_gen(generator, t.device).next_key(), t.shape, d)
     return z * std + mean if (mean, std) != (0.0, 1.0) else z

@@ -319,11 +319,14 @@ class Tensor:
     def char(self):
         return O.to(self, dt.int8)
 
-    def cpu(self):
+    def cpu(self) -> "Tensor":
+        """This tensor on the CPU (itself when it is there)."""
         return self.to("cpu")
 
-    def cuda(self, device=None):
-        return self.to("cuda" if device is None else f"cuda:{device}")
+    def cuda(self, device=None, non_blocking: bool = False) -> "Tensor":
+        """This tensor on a GPU: the current one, or ``device`` (an index, 'cuda:N' or a
+        taiji.device)."""
+        return self.to(_cuda_device(device))
 
     # ------------------------------------------------------------ autograd
     def detach(self) -> "Tensor":
@@ -383,6 +386,9 @@ class Tensor:
         if (STATE.interp is None and not new._requires_grad and type(self._data) is np.ndarray
                 and type(new._data) is np.ndarray and self._data.flags.writeable):
             np.copyto(self._data, new._data)
+        elif STATE.interp is None and (type(self._data) is not np.ndarray or type(
+                new._data) is not np.ndarray) and _device_write(self, new):
+            pass
         else:
             self._data = new._data
             self._node = new._node
@@ -659,6 +665,43 @@ class Tensor:
     def new_tensor(self, data, dtype=None):
         from taiji._creation import tensor
         return tensor(data, dtype=dtype or self.dtype, device=self.device)
+
+
+def _cuda_device(device) -> str:
+    """'cuda' or 'cuda:N' from ``.cuda(device)``'s argument."""
+    if device is None:
+        return "cuda"
+    if isinstance(device, builtins.int):
+        return f"cuda:{device}"
+    return str(device)
+
+
+def _device_write(t, new) -> bool:
+    """Eager ``t._assign(new)`` where a payload is not a NumPy array: a value made on another
+    device (a fill value, a random draw on the CPU) is moved onto ``t``'s device, then
+    written into ``t``'s buffer when that is a plain array (so views, and compiled CUDA
+    programs that hold the buffer, see the change). False: a tracer; rebind instead."""
+    from taiji._device import _is_concrete, _move, device_of
+    p, q = t._data, new._data
+    if not (_is_concrete(p) and _is_concrete(q)):
+        return False
+    dev = device_of(p)
+    if device_of(q) != dev:
+        if new._requires_grad:
+            raise RuntimeError(f"an in-place operation on a {dev} tensor got a value on "
+                               f"{device_of(q)} that requires grad; move it with "
+                               f".to('{dev}') first")
+        q = _move(q, dev)
+    writable = p.flags.writeable if type(p) is np.ndarray else p.flags.c_contiguous
+    if writable and not new._requires_grad:  # (contiguous: not a stride-0 broadcast view)
+        from taiji.backends import backend_of_array
+        backend_of_array(p).copyto(p, q)
+    else:
+        t._data = q
+        t._node, t._out_idx = new._node, new._out_idx
+        if new._requires_grad:
+            t._requires_grad = True
+    return True
 
 
 def _zeros(t, ones=False):

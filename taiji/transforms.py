@@ -423,7 +423,7 @@ def jacrev(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
         for o, n in zip(out_flat, sizes):
             e = np.zeros((total, n), dtype=o.dtype.np)
             e[start:start + n] = np.eye(n, dtype=o.dtype.np)
-            basis.append(O.const(e.reshape((total,) + tuple(o.shape))))
+            basis.append(O.const(e.reshape((total,) + tuple(o.shape)), o))
             start += n
         cts = vmap(pull)(tree_unflatten(out_tree, basis))  # tuple over dyn args
         per_arg = [tree_flatten(c) for c in cts]
@@ -477,7 +477,7 @@ def jacfwd(fun: Callable, argnums: int | Sequence[int] = 0, has_aux: bool = Fals
         for x, n in zip(xs, sizes):
             e = np.zeros((total, n), dtype=x.dtype.np)
             e[start:start + n] = np.eye(n, dtype=x.dtype.np)
-            basis.append(O.const(e.reshape((total,) + tuple(x.shape))))
+            basis.append(O.const(e.reshape((total,) + tuple(x.shape)), x))
             start += n
         g = _partial(fun, args, nums, kwargs)
         primals = tree_unflatten(tree, xs)

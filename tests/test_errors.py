@@ -273,7 +273,7 @@ def test_mixing_devices_raises(fake_cuda):
         with pytest.raises(RuntimeError) as ei:
             f()
         msg = str(ei.value)
-        assert "expected all tensors to be on the same device" in msg
+        assert "Expected all tensors to be on the same device" in msg
         assert "cpu" in msg and "cuda" in msg
         assert op in msg
     # moving fixes it
@@ -290,5 +290,5 @@ def test_python_scalars_follow_tensor_device(fake_cuda):
 def test_mixing_devices_cpu_operand_first(fake_cuda):
     g = taiji.tensor([1.0, 2.0], device="cuda")
     c = taiji.tensor([1.0, 2.0])
-    with pytest.raises(RuntimeError, match="expected all tensors to be on the same device"):
+    with pytest.raises(RuntimeError, match="Expected all tensors to be on the same device"):
         c * g

@@ -42,6 +42,9 @@ class Literal:
     __slots__ = ("value", "aval")
 
     def __init__(self, value):
+        if type(value) is not np.ndarray and not isinstance(value, np.generic):
+            from taiji.backends import backend_of_array  # a device array: graphs hold host
+            value = backend_of_array(value).to_host(value)  # constants (codegen moves them)
         self.value = value
         self.aval = ShapedArray(tuple(value.shape), dt.from_np(value.dtype))
 
@@ -164,10 +167,12 @@ def eval_graph(g: Graph, args: list) -> list:
     is current: eagerly with autograd, or inside another transform)."""
     from taiji._ops import const
     env = {id(v): a for v, a in zip(g.inputs, args)}
+    # constants go to the arguments' device (a graph's literals are host arrays)
+    like = next((a for a in args if type(a._data) is not np.ndarray), None)
 
     def read(v):
         if isinstance(v, Literal):
-            return const(v.value)
+            return const(v.value, like)
         return env[id(v)]
 
     for e in g.eqns:

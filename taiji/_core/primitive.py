@@ -18,6 +18,7 @@ import numpy as np
 
 from taiji._core.interpreters import STATE
 from taiji._core import tape
+from taiji.backends import _BY_TYPE  # exact array type -> backend (device arrays' xp)
 
 Tensor: Any = None  # set by taiji.tensor (breaks the import cycle)
 
@@ -105,30 +106,70 @@ class Primitive:
         return f"Primitive({self.name})"
 
 
-def _xp(arrays):
-    for a in arrays:
-        if type(a) is np.ndarray:
-            continue
+def _one_device(arrays):
+    """``(xp, arrays)`` for an eager call whose first array is not NumPy's. CPU 0-d arrays
+    (constants made from Python scalars) join a device's arrays, as CPU scalar tensors join
+    CUDA tensors in PyTorch; any other mix of devices is an error naming two of them."""
+    t0 = type(arrays[0])
+    be = _BY_TYPE.get(t0)
+    if be is None:
         from taiji.backends import backend_of_array
-        devs = {backend_of_array(x).name for x in arrays}
-        if len(devs) > 1:
-            raise RuntimeError(f"expected all tensors to be on the same device, "
-                               f"got {', '.join(sorted(devs))}; move them with .to(device)")
-        return backend_of_array(a).xp
-    return np
+        be = backend_of_array(arrays[0])
+    for a in arrays:
+        if type(a) is not t0:
+            return _unify(arrays)
+    return be.xp, arrays
+
+
+def _unify(arrays):
+    from taiji.backends import backend_of_array
+    bes = [backend_of_array(a) for a in arrays]
+    names = []
+    for be, a in zip(bes, arrays):
+        n = be.device_name(a)
+        if n not in names:
+            names.append(n)
+    if len(names) == 1:
+        return bes[0].xp, arrays
+    devs = [n for n in names if n != "cpu"]
+    if len(devs) == 1 and all(be.name != "cpu" or a.ndim == 0 for be, a in zip(bes, arrays)):
+        target = next(be for be in bes if be.name != "cpu")
+        return target.xp, [target.asarray(a) if be.name == "cpu" else a
+                           for be, a in zip(bes, arrays)]
+    first, second = (devs + ["cpu"])[:2]
+    raise _MixedDevices(f"Expected all tensors to be on the same device, but found at least "
+                        f"two devices, {first} and {second}! Move them to one device with "
+                        f".to(device) first")
+
+
+class _MixedDevices(RuntimeError):
+    """Operands of one eager call live on different devices."""
 
 
 def _explain(prim: Primitive, args, params, err: Exception):
     """Turn a backend failure into the primitive's own error message (shape rule), or
-    prefix the backend's message with the op name."""
+    prefix the backend's message with the op name. Operands on different devices are the
+    one failure that may recover: CPU scalars then join the device's arrays (the result is
+    returned); any other mix raises the same-device error."""
     for a in args:
         p = a._data
         if type(p) is not np.ndarray and hasattr(p, "escaped_error"):
             p.escaped_error()  # a tracer used after its trace ended
-    try:
-        _xp([a._data for a in args])
-    except RuntimeError as e:  # mixed devices: say which op
-        raise RuntimeError(f"{prim.name}: {e}") from None
+    arrays = [a._data for a in args]
+    if isinstance(err, _MixedDevices):
+        raise RuntimeError(f"{prim.name}: {err}") from None
+    if any(type(a) is not np.ndarray for a in arrays):
+        try:
+            xp, moved = _unify(arrays)
+        except _MixedDevices as e:
+            raise RuntimeError(f"{prim.name}: {e}") from None
+        except TypeError:
+            moved = None
+        if moved is not None and any(m is not a for m, a in zip(moved, arrays)):
+            try:
+                return prim.impl(xp, *moved, **params)
+            except (ValueError, TypeError, IndexError, RuntimeError, AttributeError) as e:
+                err = e
     if prim.shape_dtype is not None:
         avals = [ShapedArray(a.shape, a.dtype) for a in args]
         prim.shape_dtype(*avals, **params)  # raises the informative error if shapes are bad
@@ -147,11 +188,16 @@ def bind(prim: Primitive, *args, **params):
     if interp is None:  # eager fast path: concrete arrays straight into impl
         arrays = [a._data for a in args]
         try:
-            # NumPy first; a mix of devices fails inside impl and _explain names them
-            xp = np if not arrays or type(arrays[0]) is np.ndarray else _xp(arrays)
-            out = prim.impl(xp, *arrays, **params)
+            if not arrays or type(arrays[0]) is np.ndarray:
+                # NumPy first (the hot path: no device checks); a device array among the
+                # rest fails inside impl, as CuPy's refuse host arrays, and _explain sorts
+                # it out
+                out = prim.impl(np, *arrays, **params)
+            else:
+                xp, arrays = _one_device(arrays)
+                out = prim.impl(xp, *arrays, **params)
         except (ValueError, TypeError, IndexError, RuntimeError, AttributeError) as e:
-            _explain(prim, args, params, e)
+            out = _explain(prim, args, params, e)
     else:
         out = interp.process(prim, [interp.lift(a) for a in args], params)
     T = Tensor

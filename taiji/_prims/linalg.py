@@ -155,7 +155,7 @@ def _onto_diagonal(r, uniq, sub, x, spec):
         if c in seen:
             f = next(fresh)
             new.append(f)
-            eyes.append((c + f, const(np.eye(x.shape[k], dtype=x.dtype.np))))
+            eyes.append((c + f, const(np.eye(x.shape[k], dtype=x.dtype.np), x)))
         else:
             seen.add(c)
             new.append(c)

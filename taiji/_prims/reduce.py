@@ -152,7 +152,7 @@ def _arg_prim(name, fn):
         if x.ndim == 1:  # each element is a scalar: its arg-extreme is index 0
             from taiji._ops import const
             import numpy as np
-            return const(np.zeros(x.shape, dtype=np.int64)), 0
+            return const(np.zeros(x.shape, dtype=np.int64), x), 0
         return p(x, axis=axis + 1, keepdims=keepdims), 0
     p.def_batch(batch)
     return p

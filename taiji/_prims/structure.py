@@ -9,6 +9,7 @@ from taiji._core.primitive import Primitive, ShapedArray
 from taiji._prims._util import broadcast_shapes, moveaxis_to_front, norm_axis
 from taiji._prims._batching import loop_batch
 from taiji._prims.elementwise import unbroadcast
+from taiji.backends import backend_for_xp
 
 # ---------------------------------------------------------------- reshape
 
@@ -249,7 +250,8 @@ def _take_batch(ins, dims, *, axis):
     import numpy as np
     from taiji._ops import const
     flat = x.reshape((b * n,) + rest)
-    offs = const((np.arange(b) * n).astype(idx.dtype.np).reshape((b,) + (1,) * (idx.ndim - 1)))
+    offs = const((np.arange(b) * n).astype(idx.dtype.np).reshape((b,) + (1,) * (idx.ndim - 1)),
+                 idx)
     idx = idx + (idx < 0).to(idx.dtype) * n + offs  # negative indices count from the end
     out = take(flat, idx, axis=0)  # (b, *idx, *x.shape[:axis], *x.shape[axis+1:])
     k = idx.ndim - 1
@@ -267,7 +269,7 @@ index_add = Primitive("index_add")  # x with src added at idx along axis (src sh
 def _index_add_impl(xp, x, idx, src, *, axis):
     out = x.copy()
     pre = (slice(None),) * axis
-    xp.add.at(out, pre + (idx,), src)
+    backend_for_xp(xp).add_at(out, pre + (idx,), src)  # np.add.at; CuPy's differs
     return out
 
 
@@ -344,8 +346,11 @@ scatter_add = Primitive("scatter_add")  # torch.scatter_add: out[idx[i]][j] += s
 
 
 def _along_index(xp, idx, axis):
-    grids = xp.indices(idx.shape, sparse=True)
-    return tuple(idx if k == axis else g for k, g in enumerate(grids))
+    # (aranges rather than xp.indices(sparse=True), which CuPy lacks)
+    nd = idx.ndim
+    return tuple(idx if k == axis else
+                 xp.arange(n).reshape((1,) * k + (n,) + (1,) * (nd - k - 1))
+                 for k, n in enumerate(idx.shape))
 
 
 @scatter_add.def_impl
@@ -353,7 +358,7 @@ def _scatter_add_impl(xp, x, idx, src, *, axis):
     out = x.copy()
     if idx.shape != src.shape:
         src = src[tuple(slice(0, n) for n in idx.shape)]
-    xp.add.at(out, _along_index(xp, idx, axis), src)
+    backend_for_xp(xp).add_at(out, _along_index(xp, idx, axis), src)
     return out
 
 

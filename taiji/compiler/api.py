@@ -16,6 +16,9 @@ from taiji.compiler import passes as P
 from taiji.compiler.cache import LRU, config, describe_change, log_compile
 from taiji.compiler.codegen import compile_graph
 from taiji.compiler.fusion import absorb_column_sums, fuse_elementwise
+from taiji.compiler.cuda import compile_program as compile_device, fuse as device_fuse, \
+    program_backend
+from taiji.backends import ARRAY_TYPES
 from taiji.compiler.trace import TraceResult, trace
 
 
@@ -117,14 +120,15 @@ class JitFunction:
         from taiji import _tree
         from taiji._ops import Tensor
         if not kwargs and not self.static_argnums and not self.static_argnames and all(
-                type(a) is Tensor and type(a._data) is np.ndarray for a in args):
+                type(a) is Tensor and type(a._data) in ARRAY_TYPES for a in args):
             # the common call, f(tensor, ...): the same key as the general path, built
             # without flattening (a training loop makes this call every step)
             treedef = self._flat_treedefs.get(len(args))
             if treedef is None:
                 treedef = self._flat_treedefs[len(args)] = _tree.tree_flatten(
                     (list(args), {}))[1]
-            spec = tuple(("T", a._data.shape, a.dtype, a._requires_grad) for a in args)
+            spec = tuple(("T", a._data.shape, a.dtype, a._requires_grad, type(a._data))
+                         for a in args)  # (the payload's type: CPU and GPU programs differ)
             ac = STATE.autocast
             key = (treedef, spec, (),
                    STATE.grad_enabled if ac is None else (STATE.grad_enabled, ac.key))
@@ -163,7 +167,8 @@ class JitFunction:
                 if not hasattr(p, "__array__") and hasattr(p, "concrete_error"):
                     raise RuntimeError("jit: a traced tensor was passed in from outside")
                 tensors.append(leaf)
-                spec.append(("T", tuple(leaf.shape), leaf.dtype, leaf._requires_grad))
+                spec.append(("T", tuple(leaf.shape), leaf.dtype, leaf._requires_grad,
+                             type(leaf._data)))
                 slots.append(None)
             else:
                 spec.append(("S", _static_key(leaf, "a non-tensor argument")))
@@ -189,13 +194,14 @@ class JitFunction:
         t0 = time.perf_counter()
         res = trace(self.fn, tensors, rebuild)
         g = P.optimize(res.graph)
-        g = absorb_column_sums(fuse_elementwise(g))
+        be = program_backend(res, tensors)  # a device (CUDA) program: taiji/compiler/cuda.py
+        g = absorb_column_sums(fuse_elementwise(g)) if be is None else device_fuse(g)
         n_user = res.n_user_outputs
         state = frozenset(range(n_user, n_user + len(res.mutated)))
         n_args = len(tensors)
         inplace = {n_user + k: n_args + i for k, i in enumerate(res.mutated)}
         g = P.plan_memory(g, state, inplace)
-        fn, src = compile_graph(g, g.plan)
+        fn, src = compile_graph(g, g.plan) if be is None else compile_device(g, res, n_args, be)
         dt_ = time.perf_counter() - t0
         reason = describe_change(self._last_key, key) if key is not None else \
             "captured state changed (a captured tensor's shape or .grad presence)"
@@ -247,7 +253,8 @@ def _flat_rebuild(traced):
 def _guards_hold(res: TraceResult) -> bool:
     for c in res.captures:
         p = c.tensor._data
-        if p.shape != c.var.aval.shape or p.dtype != c.var.aval.dtype.np:
+        if p.shape != c.var.aval.shape or p.dtype != c.var.aval.dtype.np or \
+                type(p) is not type(c.payload):  # (moved to another device: recompile)
             return False
         if c.grad_seen and (c.tensor._grad is None) != (c.grad is None):
             return False

@@ -71,6 +71,8 @@ def describe_change(old, new) -> str:
 
 def _fmt(spec) -> str:
     if spec[0] == "T":
-        _, shape, dtype, rg = spec
-        return f"{dtype.name}{list(shape)}" + (" requires_grad" if rg else "")
+        _, shape, dtype, rg = spec[:4]
+        mod = spec[4].__module__.split(".")[0] if len(spec) > 4 else "numpy"
+        where = f" ({mod} array)" if mod != "numpy" else ""  # a device array
+        return f"{dtype.name}{list(shape)}" + (" requires_grad" if rg else "") + where
     return repr(spec[1])

@@ -11,6 +11,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable
 
+import numpy as np
+
 from taiji._core import tape
 from taiji._core.interpreters import Interpreter, STATE
 from taiji._core.ir import Eqn, Graph, Literal, Var
@@ -50,7 +52,12 @@ class Tracer:
     @property
     def backend(self):
         from taiji.backends import numpy_backend
-        return numpy_backend  # graphs are traced for the CPU backend for now
+        return numpy_backend  # graphs are traced abstractly; constants stay on the host
+
+    @property
+    def device(self):
+        """The device of the traced program: that of its inputs (taiji/_device.py)."""
+        return self.trace.device
 
     def aval_str(self) -> str:
         return self.var.aval.str_short()
@@ -102,6 +109,8 @@ class TraceInterpreter(Interpreter):
     """Records equations instead of computing (the ``jit`` interpreter)."""
 
     def __init__(self):
+        from taiji._device import CPU
+        self.device = CPU  # the program's device: set by its first non-CPU input (note_device)
         self.eqns: list[Eqn] = []
         self.captures: list[Capture] = []
         self._captured_ids: dict[int, int] = {}
@@ -119,6 +128,13 @@ class TraceInterpreter(Interpreter):
 
     def new_tracer(self, aval: ShapedArray, where=None) -> Tracer:
         return Tracer(Var(aval), self, where or tape.user_frame(3))
+
+    def note_device(self, payload) -> None:
+        """A concrete input lives on ``payload``'s device: the first non-CPU one is the
+        program's device (a mix is reported when the program is compiled for it)."""
+        if self.device.type == "cpu":
+            from taiji._device import device_of
+            self.device = device_of(payload)
 
     def add_prologue(self, fn: Callable) -> None:
         """Run ``fn()`` eagerly before every execution of the compiled program (used to
@@ -146,6 +162,8 @@ class TraceInterpreter(Interpreter):
             return t._data
         from taiji._dtypes import from_np
         p = t._data
+        if type(p) is not np.ndarray:
+            self.note_device(p)
         aval = ShapedArray(tuple(p.shape), from_np(p.dtype))
         tr = self.new_tracer(aval)
         w = self.grad_writes.get(id(t))
@@ -201,6 +219,8 @@ def trace(fn: Callable, args_tensors: list, rebuild: Callable) -> TraceResult:
     in_vars = []
     traced = []
     for t in args_tensors:
+        if type(t._data) is not np.ndarray:
+            interp.note_device(t._data)
         tr = interp.new_tracer(ShapedArray(tuple(t.shape), t.dtype))
         in_vars.append(tr.var)
         tt = Tensor._from_payload(tr)

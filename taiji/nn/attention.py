@@ -175,7 +175,7 @@ class MultiheadAttention(Module):
         E, H, hd = self.embed_dim, self.num_heads, self.head_dim
         N, L, S = query.shape[0], query.shape[1], key.shape[1]
         if is_causal and attn_mask is None:
-            attn_mask = O.const(np.triu(np.ones((L, S), dtype=bool), 1))
+            attn_mask = O.const(np.triu(np.ones((L, S), dtype=bool), 1), query)
         b_q = b_k = b_v = None
         if self.in_proj_bias is not None:
             b_q, b_k, b_v = O.chunk(self.in_proj_bias, 3, 0)
@@ -203,7 +203,7 @@ class MultiheadAttention(Module):
         k = O.permute(O.reshape(k, (N, S, H, hd)), 0, 2, 1, 3)
         v = O.permute(O.reshape(v, (N, S, H, hd)), 0, 2, 1, 3)
         if self.add_zero_attn:
-            z = O.const(np.zeros((N, H, 1, hd), dtype=k.dtype.np))
+            z = O.const(np.zeros((N, H, 1, hd), dtype=k.dtype.np), k)
             k, v = O.cat([k, z], 2), O.cat([v, z], 2)
             attn_mask, key_padding_mask = self._pad_masks(attn_mask, key_padding_mask)
             S += 1
@@ -230,7 +230,7 @@ class MultiheadAttention(Module):
             if m is None:
                 return None
             if m.dtype is dt.bool_:
-                return O.cat([m, O.const(np.zeros(m.shape[:-1] + (1,), dtype=bool))], -1)
+                return O.cat([m, O.const(np.zeros(m.shape[:-1] + (1,), dtype=bool), m)], -1)
             return O.pad(m, (0, 1))
         return pad(attn_mask), pad(key_padding_mask)
 

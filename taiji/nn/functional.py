@@ -166,7 +166,7 @@ def dropout(input: Tensor, p: float = 0.5, training: bool = True,
     if p == 1.0:
         return input * 0.0
     from taiji._random_ops import rand
-    keep = rand(*input.shape, dtype=input.dtype) >= p
+    keep = rand(*input.shape, dtype=input.dtype, device=input.device) >= p
     return O.where(keep, input * (1.0 / (1.0 - p)), O.scalar(0.0, input.dtype))
 
 
@@ -183,7 +183,7 @@ def _channel_dropout(input, p, training, nsp):
         return input
     from taiji._random_ops import rand
     shape = input.shape[:-nsp] + (1,) * nsp
-    keep = rand(*shape, dtype=input.dtype) >= p
+    keep = rand(*shape, dtype=input.dtype, device=input.device) >= p
     return O.where(keep, input * (1.0 / (1.0 - p)), O.scalar(0.0, input.dtype))
 
 
@@ -192,7 +192,7 @@ def alpha_dropout(input, p=0.5, training=False, inplace=False):
         return input
     from taiji._random_ops import rand
     alpha_p = -1.7580993408473766
-    keep = rand(*input.shape, dtype=input.dtype) >= p
+    keep = rand(*input.shape, dtype=input.dtype, device=input.device) >= p
     a = (1.0 / math.sqrt((alpha_p ** 2 * p + 1) * (1 - p)))
     b = -a * alpha_p * p
     return O.where(keep, input, O.scalar(alpha_p, input.dtype)) * a + b
@@ -343,7 +343,7 @@ def embedding(input: Tensor, weight: Tensor, padding_idx: int | None = None,
             padding_idx += weight.shape[0]
         mask = np.zeros((weight.shape[0], 1), dtype=bool)
         mask[padding_idx] = True
-        w = O.where(O.const(mask), weight.detach(), weight)
+        w = O.where(O.const(mask, weight), weight.detach(), weight)
     return S.take(w, O.to(input, dt.int64), axis=0)
 
 
@@ -377,7 +377,7 @@ def _pad_mode(x: Tensor, pad: Sequence[int], mode: str) -> Tensor:
             idx = np.clip(idx, 0, n - 1)
         else:
             idx = idx % n
-        x = S.take(x, O.const(idx.astype(np.int64)), axis=d)
+        x = S.take(x, O.const(idx.astype(np.int64), x), axis=d)
     return x
 
 
@@ -398,7 +398,7 @@ def scaled_dot_product_attention(query: Tensor, key: Tensor, value: Tensor,
     scores = O.matmul(query, O.transpose(key, -2, -1)) * scale
     neg = O.scalar(-math.inf, scores.dtype)
     if is_causal:
-        scores = O.where(O.const(np.tril(np.ones((L, S_), dtype=bool))), scores, neg)
+        scores = O.where(O.const(np.tril(np.ones((L, S_), dtype=bool)), scores), scores, neg)
     if attn_mask is not None:
         if attn_mask.dtype is dt.bool_:
             scores = O.where(attn_mask, scores, neg)
@@ -441,5 +441,5 @@ def interpolate(input: Tensor, size=None, scale_factor=None, mode: str = "neares
     for i in range(nsp):
         n_in, n_out = input.shape[2 + i], size[i]
         idx = np.floor(np.arange(n_out) * (n_in / n_out)).astype(np.int64)
-        x = S.take(x, O.const(np.minimum(idx, n_in - 1)), axis=2 + i)
+        x = S.take(x, O.const(np.minimum(idx, n_in - 1), x), axis=2 + i)
     return x

@@ -399,7 +399,9 @@ class Module:
         return self.to("cpu")
 
     def cuda(self, device=None) -> "Module":
-        return self.to("cuda" if device is None else f"cuda:{device}")
+        """Move parameters and buffers to a GPU (the current one, or ``device``)."""
+        from taiji.tensor import _cuda_device
+        return self.to(_cuda_device(device))
 
     # ------------------------------------------------------------ calling
     def forward(self, *args, **kwargs):

@@ -397,7 +397,7 @@ class RNNCellBase(Module):
             hxs = [None if h is None else O.unsqueeze(h, 0) for h in hxs]
         # a missing state is zeros, as in PyTorch (so weight_hh still gets a zero gradient)
         zeros = np.zeros((input.shape[0], self.hidden_size), dtype=input.dtype.np)
-        hxs = [O.const(zeros) if h is None else h for h in hxs]
+        hxs = [O.const(zeros, input) if h is None else h for h in hxs]
         return input, hxs, batched
 
     def extra_repr(self) -> str:

@@ -164,7 +164,7 @@ class NAdam(Optimizer):
                 from taiji._creation import tensor
                 from taiji._core.interpreters import eager
                 with eager():
-                    st["mu_product"] = tensor(1.0, dtype=dt.float32)
+                    st["mu_product"] = tensor(1.0, dtype=dt.float32, device=p.device)
                 st["exp_avg"] = self._zeros_state(p)
                 st["exp_avg_sq"] = self._zeros_state(p)
             step_t, mu_prod = st["step"], st["mu_product"]

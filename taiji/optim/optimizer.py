@@ -142,6 +142,8 @@ class Optimizer:
     def _hyperparams(self, gi: int, group: dict) -> dict:
         """The group's hyper-parameters: Python floats eagerly, state tensors under jit."""
         from taiji.compiler.trace import current_trace
+        # new state tensors (step counts, hyper-parameters) go where the parameters are
+        self._state_device = group["params"][0].device
         tr = current_trace()
         if tr is None:
             return self._hp_values(group)
@@ -152,20 +154,21 @@ class Optimizer:
         with eager():
             for k, v in self._hp_values(group).items():
                 if k not in tens:  # (existing ones are refreshed by the prologue)
-                    tens[k] = tensor(v, dtype=dt.float32)
+                    tens[k] = tensor(v, dtype=dt.float32, device=self._state_device)
         return dict(tens)
 
     def _zeros_state(self, p: Tensor, dtype=None) -> Tensor:
         """Concrete zeros shaped like ``p`` (created eagerly even while tracing)."""
         from taiji._creation import zeros
         with eager():
-            return zeros(*p.shape, dtype=dtype or p.dtype)
+            return zeros(*p.shape, dtype=dtype or p.dtype, device=p.device)
 
     def _step_tensor(self, state: dict) -> Tensor:
         if "step" not in state:
             from taiji._creation import tensor
             with eager():
-                state["step"] = tensor(0.0, dtype=dt.float32)
+                state["step"] = tensor(0.0, dtype=dt.float32,
+                                       device=getattr(self, "_state_device", None))
         return state["step"]
 
     @staticmethod
@@ -283,6 +286,8 @@ class Optimizer:
                         v = v.to(p.dtype)
                 elif isinstance(v, np.ndarray):
                     v = as_tensor(v.copy())
+                if isinstance(v, Tensor):
+                    v = v.to(p.device)  # state lives where its parameter does
                 new[k] = v
             self.state[p] = new
 
