@@ -250,13 +250,38 @@ def _flat_rebuild(traced):
     return list(traced), {}
 
 
+class _Fast:
+    """What every run of one compiled program re-reads, gathered once (a training loop pays
+    for guards and delivery on each step)."""
+
+    __slots__ = ("guards", "mutated", "grads", "single")
+
+    def __init__(self, res: TraceResult):
+        from taiji import _tree
+        caps = res.captures
+        self.guards = tuple((c.tensor, c.var.aval.shape, np.dtype(c.var.aval.dtype.np),
+                             type(c.payload), c.grad_seen, c.grad is None) for c in caps)
+        self.mutated = tuple(caps[i].tensor for i in res.mutated)
+        self.grads = tuple(res.grads)
+        mark = object()  # does the user's output tree hold exactly one tensor, bare?
+        self.single = res.out_static == [None] and \
+            _tree.tree_unflatten(res.out_tree, [mark]) is mark
+
+
+def _fast(res: TraceResult) -> _Fast:
+    f = res.__dict__.get("_fast")
+    if f is None:
+        f = res._fast = _Fast(res)
+    return f
+
+
 def _guards_hold(res: TraceResult) -> bool:
-    for c in res.captures:
-        p = c.tensor._data
-        if p.shape != c.var.aval.shape or p.dtype != c.var.aval.dtype.np or \
-                type(p) is not type(c.payload):  # (moved to another device: recompile)
-            return False
-        if c.grad_seen and (c.tensor._grad is None) != (c.grad is None):
+    for t, shape, dtype, ptype, grad_seen, grad_none in _fast(res).guards:
+        p = t._data
+        if type(p) is not ptype or p.shape != shape or (p.dtype is not dtype and
+                                                         p.dtype != dtype):
+            return False  # (a new payload type: moved to another device, recompile)
+        if grad_seen and (t._grad is None) != grad_none:
             return False
     return True
 
@@ -289,6 +314,9 @@ def _write_array(t, new) -> None:
     old = t._data
     if new is old:
         pass  # computed in place
+    elif isinstance(new, np.generic) and type(old) is np.ndarray and old.shape == () and \
+            old.flags.writeable:
+        old[()] = new  # a 0-d result (a step count): 10x cheaper than copyto
     elif type(old) is np.ndarray and old.flags.writeable and old.shape == new.shape:
         np.copyto(old, new)
     else:
@@ -304,8 +332,28 @@ def _as_payload(a):
 
 
 def _finish(res: TraceResult, outs):
-    """Deliver a compiled run's raw arrays."""
-    return _deliver(res, outs, _as_payload, _write_array)
+    """Deliver a compiled run's raw arrays (``_deliver``, unrolled for the common case)."""
+    f = _fast(res)
+    k = res.n_user_outputs
+    for t in f.mutated:
+        new = outs[k]
+        k += 1
+        if new is t._data:  # computed in place (the memory plan's usual case)
+            t._version += 1
+        else:
+            _write_array(t, new)
+    for t, kind in f.grads:
+        if kind == "none":
+            t._grad = None
+        else:
+            t._grad = _as_payload(outs[k])
+            k += 1
+    if f.single:
+        return _as_payload(outs[0])
+    from taiji import _tree
+    it = iter(outs[:res.n_user_outputs])
+    leaves = [_as_payload(next(it)) if s is None else s for s in res.out_static]
+    return _tree.tree_unflatten(res.out_tree, leaves)
 
 
 def _run_differentiable(entry: Compiled, tensors):

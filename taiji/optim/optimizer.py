@@ -130,10 +130,14 @@ class Optimizer:
                 f"{type(self).__name__}: an option that changes the update's structure "
                 f"({', '.join(self._structural)}) changed after the step was compiled by "
                 f"taiji.jit; create the jitted function again after changing it")
+        values = [self._hp_values(g) for g in self.param_groups]
+        if values == self.__dict__.get("_hp_synced"):
+            return  # nothing changed since the last step (the usual case)
+        self._hp_synced = values
         last = self.__dict__.setdefault("_hp_written", {})  # id(tensor) -> value written
         with eager(), no_grad():
-            for group, tens in zip(self.param_groups, self._hp_tensors):
-                for k, v in self._hp_values(group).items():
+            for vals, tens in zip(values, self._hp_tensors):
+                for k, v in vals.items():
                     t = tens.get(k)
                     if t is not None and last.get(id(t)) != v:  # write only what changed
                         t.fill_(v)
