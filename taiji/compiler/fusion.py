@@ -582,6 +582,10 @@ def wait_for_kernels(timeout: float = 60.0, cache_builds: bool = True) -> bool:
         with _lock:
             busy = _worker is not None or bool(_queue)
         if not busy:
+            # the primitives' own kernels (im2col, pooling: taiji/_kernels.py) too
+            from taiji import _kernels
+            if not _kernels.wait_for_kernels(max(0.0, timeout - (time.time() - t0))):
+                return False
             return not cache_builds or kernel_cache.wait(max(0.0, timeout - (time.time() - t0)))
         if time.time() - t0 > timeout:
             return False

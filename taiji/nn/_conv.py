@@ -1,9 +1,11 @@
-"""Convolution and pooling, written with primitives (pad + strided slices + matmul).
+"""Convolution and pooling, written with primitives: im2col / col2im (``windows`` and
+``windows_transpose``, taiji/_prims/conv.py), matmul, and max pooling over tiling windows
+(taiji/_prims/pool.py).
 
-``im2col`` gathers the kh*kw shifted, strided views of the padded input with ``slice``
-primitives and stacks them; a convolution is then one batched matmul with the reshaped
-weight. Every piece has VJP / JVP / batch rules, so gradients (of any order), ``jit`` and
-``vmap`` work without a dedicated convolution primitive.
+A convolution is im2col followed by one GEMM with the reshaped weight (per group when
+grouped); its backward is two GEMMs and col2im. Every piece has VJP / JVP / batch rules, so
+gradients (of any order), ``jit`` and ``vmap`` work without a dedicated convolution
+primitive.
 """
 from __future__ import annotations
 
@@ -14,6 +16,8 @@ import numpy as np
 
 from taiji import _ops as O
 from taiji._prims import conv as W
+from taiji._prims import pool as P
+from taiji._prims.elementwise import relu as _RELU
 from taiji._prims import structure as S
 from taiji.tensor import Tensor
 from taiji._core.interpreters import STATE
@@ -40,8 +44,11 @@ def _out_size(n, k, s, p_lo, p_hi, d, ceil_mode=False):
     return span // s + 1
 
 
-def _windows(x: Tensor, kernel, stride, pads, dilation, value=0.0, ceil_mode=False):
-    """(N, C, K, *out_spatial): the K = prod(kernel) strided windows of ``x``."""
+def _windows(x: Tensor, kernel, stride, pads, dilation, value=0.0, ceil_mode=False,
+             batch_inner=False, extra_row=None):
+    """(N, C, K, *out_spatial): the K = prod(kernel) strided windows of ``x`` padded with
+    ``value`` (the padding is never materialised); (C*K [+ 1], N, *out_spatial) with
+    ``batch_inner`` (see taiji._prims.conv)."""
     nsp = len(kernel)
     sp = x.shape[2:]
     outs = [_out_size(sp[i], kernel[i], stride[i], pads[i][0], pads[i][1], dilation[i],
@@ -50,17 +57,15 @@ def _windows(x: Tensor, kernel, stride, pads, dilation, value=0.0, ceil_mode=Fal
         raise RuntimeError(f"input spatial size {list(sp)} is too small for kernel "
                            f"{list(kernel)} (dilation {list(dilation)}, padding "
                            f"{[p for p, _ in pads]}): output size would be {outs}")
-    # extra right padding so every strided window lies inside the array (ceil_mode)
-    cfg = [(0, 0, 0), (0, 0, 0)]
+    # extra right padding so every strided window lies inside the padded input (ceil_mode)
+    full = []
     for i in range(nsp):
         need = (outs[i] - 1) * stride[i] + dilation[i] * (kernel[i] - 1) + 1
-        hi = max(need - sp[i] - pads[i][0], pads[i][1])
-        cfg.append((pads[i][0], hi, 0))
-    if any(c != (0, 0, 0) for c in cfg):
-        x = S.pad(x, cfg=tuple(cfg), value=value)
-    # one strided view, copied once (im2col); its VJP scatters the windows back (col2im)
+        full.append((pads[i][0], max(need - sp[i] - pads[i][0], pads[i][1])))
+    # one pass over the windows (im2col); its VJP sums them back (col2im)
     return W.windows(x, kernel=tuple(kernel), stride=tuple(stride), dilation=tuple(dilation),
-                     outs=tuple(outs)), outs
+                     outs=tuple(outs), pads=tuple(full), value=float(value),
+                     batch_inner=batch_inner, extra_row=extra_row), outs
 
 
 def _conv_pads(padding, kernel, dilation, stride, nsp):
@@ -98,20 +103,32 @@ def _convnd(x, weight, bias, stride, padding, dilation, groups, nsp):
     if o % groups:
         raise RuntimeError(f"conv{nsp}d: out_channels {o} must be divisible by groups {groups}")
     pads = _conv_pads(padding, kernel, dilation, stride, nsp)
-    cols, outs = _windows(x, kernel, stride, pads, dilation)  # (N, C, K, *outs)
     k = math.prod(kernel)
-    L = math.prod(outs)
     if groups == 1:
-        # one large GEMM, (O, C*K) @ (C*K, N*L), instead of N small ones: BLAS runs it at
-        # full speed (a broadcast batch of small products does not)
-        cols = O.reshape(O.permute(O.reshape(cols, (n, c * k, L)), (1, 0, 2)), (c * k, n * L))
-        out = O.matmul(O.reshape(weight, (o, c * k)), cols)  # (O, N*L)
-        out = O.permute(O.reshape(out, (o, n) + tuple(outs)), (1, 0) + tuple(range(2, 2 + nsp)))
-    else:
-        cols = O.reshape(cols, (n, groups, (c // groups) * k, L))
-        w = O.reshape(weight, (groups, o // groups, (c // groups) * k))
-        out = O.matmul(w, cols)  # (N, G, O/G, L)
-        out = O.reshape(out, (n, o) + tuple(outs))
+        # one large GEMM, (O, C*K + 1) @ (C*K + 1, N*L), instead of N small ones: BLAS runs
+        # it at full speed on all cores (a batch of small products does not, and stalls when
+        # another process shares the cores). im2col writes the (C*K, N, *outs) operand
+        # directly, and col2im reads its gradient in that layout. The bias is the weight's
+        # last column, times a row of ones: no pass over the output adds it, and its
+        # gradient comes out of the weight-gradient GEMM. The result is an NCHW view of the
+        # (O, N, *outs) product; the next op reads it in place (pooling) or copies it
+        # (anything else), and a gradient with the product's layout flows back without a copy
+        one = None if bias is None else 1.0
+        cols, outs = _windows(x, kernel, stride, pads, dilation, batch_inner=True,
+                              extra_row=one)
+        L = math.prod(outs)
+        w = O.reshape(weight, (o, c * k))
+        if bias is not None:
+            w = O.cat([w, O.reshape(bias, (o, 1))], 1)
+        out = O.matmul(w, O.reshape(cols, (cols.shape[0], n * L)))
+        return O.permute(O.reshape(out, (o, n) + tuple(outs)),
+                         (1, 0) + tuple(range(2, 2 + nsp)))
+    cols, outs = _windows(x, kernel, stride, pads, dilation)  # (N, C, K, *outs)
+    L = math.prod(outs)
+    cols = O.reshape(cols, (n, groups, (c // groups) * k, L))
+    w = O.reshape(weight, (groups, o // groups, (c // groups) * k))
+    out = O.matmul(w, cols)  # (N, G, O/G, L)
+    out = O.reshape(out, (n, o) + tuple(outs))
     if bias is not None:
         out = out + O.reshape(bias, (1, o) + (1,) * nsp)
     return out
@@ -185,8 +202,26 @@ def unfold(input: Tensor, kernel_size, dilation=1, padding=0, stride=1) -> Tenso
     return O.reshape(cols, (n, c * math.prod(kernel), math.prod(outs)))
 
 
-def fold(input, output_size, kernel_size, dilation=1, padding=0, stride=1):
-    raise NotImplementedError("fold (col2im) is not implemented yet; use conv_transpose2d")
+def fold(input: Tensor, output_size, kernel_size, dilation=1, padding=0, stride=1) -> Tensor:
+    """col2im, the transpose of ``unfold``: (N, C * kH * kW, L) sliding blocks summed into
+    (N, C, *output_size) (overlapping entries add up)."""
+    if input.ndim == 2:
+        return O.squeeze(fold(O.unsqueeze(input, 0), output_size, kernel_size, dilation,
+                              padding, stride), 0)
+    size = _tup(output_size, 2, "output_size")
+    kernel, dilation = _tup(kernel_size, 2, "kernel_size"), _tup(dilation, 2, "dilation")
+    padding, stride = _tup(padding, 2, "padding"), _tup(stride, 2, "stride")
+    k = math.prod(kernel)
+    outs = tuple(_out_size(size[i], kernel[i], stride[i], padding[i], padding[i], dilation[i])
+                 for i in range(2))
+    if input.ndim != 3 or input.shape[1] % k or input.shape[2] != math.prod(outs):
+        raise RuntimeError(f"fold: expected input of shape (N, C * {k}, {math.prod(outs)}) "
+                           f"for output_size {list(size)} and kernel_size {list(kernel)}, "
+                           f"got {list(input.shape)}")
+    n, c = input.shape[0], input.shape[1] // k
+    cols = O.reshape(input, (n, c, k) + outs)
+    return W.windows_t(cols, in_spatial=size, kernel=kernel, stride=stride, dilation=dilation,
+                       outs=outs, pads=tuple((p, p) for p in padding))
 
 
 # ---------------------------------------------------------------- pooling
@@ -216,10 +251,49 @@ def _batched(fn, x, nsp):
     return fn(x)
 
 
+def _tiling(kernel, stride, padding, dilation, x, ceil_mode) -> bool:
+    """Do the windows tile the input without overlap or padding (max_pool2d(x, 2))? Then
+    max pooling is one select per window (taiji._prims.pool), not im2col + max + col2im.
+    With ceil_mode, a partial last window must not exist."""
+    if tuple(stride) != tuple(kernel) or any(padding) or any(q != 1 for q in dilation):
+        return False
+    if any(n < q for n, q in zip(x.shape[-len(kernel):], kernel)):
+        return False  # the general path reports the error
+    return not ceil_mode or all(n % q == 0 for n, q in zip(x.shape[-len(kernel):], kernel))
+
+
+def _relu_input(x: Tensor) -> Tensor | None:
+    """``y`` when ``x`` is ``relu(y)`` as recorded for autograd and ``y`` is unchanged since,
+    else None."""
+    node = x._node
+    if node is None or node.prim is not _RELU or node.freed or \
+            node.versions[0] != node.inputs[0]._version:
+        return None
+    return node.inputs[0]
+
+
+def _tiled_max_pool(x: Tensor, kernel, nsp: int) -> Tensor:
+    """Max pooling over windows that tile ``x`` (see _tiling)."""
+    def pool(t):
+        if nsp == 1:  # as 2-D windows of height 1
+            return O.squeeze(P.max_pool(O.unsqueeze(t, 2), kernel=(1,) + tuple(kernel)), 2)
+        return P.max_pool(t, kernel=tuple(kernel))
+    pre = _relu_input(x)
+    if pre is not None:
+        # max_pool(relu(y)) = relu(max_pool(y)) (relu is monotone), with the same gradient:
+        # the window's first max gets it, times relu' there, in both orders. The relu then
+        # runs on 1/K of the elements, and in a compiled step the full-size relu (and its
+        # backward) is dead code when nothing else reads it
+        return O.relu(_batched(pool, pre, nsp))
+    return _batched(pool, x, nsp)
+
+
 def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
                ceil_mode: bool = False, return_indices: bool = False):
     """Max over kH x kW windows (padding counts as -inf)."""
     k, s, p, d = _pool_args(input, kernel_size, stride, padding, dilation, 2, "max_pool2d")
+    if _tiling(k, s, p, d, input, ceil_mode) and not return_indices:
+        return _tiled_max_pool(input, k, 2)
 
     def run(x):
         cols, outs = _windows(x, k, s, [(q, q) for q in p], d, -math.inf, ceil_mode)
@@ -228,8 +302,8 @@ def max_pool2d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
             return out
         a = O.argmax(cols, 2)
         ki, kj = a // k[1], a % k[1]
-        hh = O.const((np.arange(outs[0]) * s[0] - p[0]).reshape(-1, 1)) + ki * d[0]
-        ww = O.const((np.arange(outs[1]) * s[1] - p[1]).reshape(1, -1)) + kj * d[1]
+        hh = O.const((np.arange(outs[0]) * s[0] - p[0]).reshape(-1, 1), x) + ki * d[0]
+        ww = O.const((np.arange(outs[1]) * s[1] - p[1]).reshape(1, -1), x) + kj * d[1]
         return out, hh * x.shape[3] + ww
     return _batched(run, input, 2)
 
@@ -238,6 +312,8 @@ def max_pool1d(input: Tensor, kernel_size, stride=None, padding=0, dilation=1,
                ceil_mode: bool = False, return_indices: bool = False):
     """Max over windows of the last dimension of (N, C, L) input."""
     k, s, p, d = _pool_args(input, kernel_size, stride, padding, dilation, 1, "max_pool1d")
+    if _tiling(k, s, p, d, input, ceil_mode):
+        return _tiled_max_pool(input, k, 1)
 
     def run(x):
         cols, _ = _windows(x, k, s, [(p[0], p[0])], d, -math.inf, ceil_mode)
@@ -266,7 +342,7 @@ def _avg_pool(x, k, s, p, ceil_mode, count_include_pad, divisor_override, nsp):
     div = divs[0] if nsp == 1 else np.outer(divs[0], divs[1])
     if np.all(div == div.flat[0]):
         return tot * (1.0 / float(div.flat[0]))
-    return tot / O.const(div.astype(x.dtype.np))
+    return tot / O.const(div.astype(x.dtype.np), x)
 
 
 def avg_pool2d(input: Tensor, kernel_size, stride=None, padding=0, ceil_mode: bool = False,
@@ -303,15 +379,15 @@ def adaptive_avg_pool2d(input: Tensor, output_size) -> Tensor:
         x = O.reshape(input, input.shape[:-2] + (out[0], h // out[0], out[1], w // out[1]))
         return O.mean(x, (-3, -1))
     d = input.dtype.np
-    ah = O.const(_adaptive_matrix(h, out[0]).astype(d))
-    aw = O.const(_adaptive_matrix(w, out[1]).T.astype(d))
+    ah = O.const(_adaptive_matrix(h, out[0]).astype(d), input)
+    aw = O.const(_adaptive_matrix(w, out[1]).T.astype(d), input)
     return O.matmul(O.matmul(ah, input), aw)
 
 
 def adaptive_avg_pool1d(input: Tensor, output_size: int) -> Tensor:
     n = input.shape[-1]
     o = output_size if isinstance(output_size, int) else output_size[0]
-    return O.matmul(input, O.const(_adaptive_matrix(n, o).T.astype(input.dtype.np)))
+    return O.matmul(input, O.const(_adaptive_matrix(n, o).T.astype(input.dtype.np), input))
 
 
 def adaptive_max_pool2d(input: Tensor, output_size, return_indices: bool = False) -> Tensor:

@@ -1,0 +1,189 @@
+"""Loop kernels for primitives whose NumPy spelling is slow (im2col, col2im, pooling),
+compiled by numba on a background thread.
+
+A primitive's impl asks ``kernel.get(dtype, *consts)``: it returns the compiled function once
+it is ready and ``None`` before (the first call queues the compile), so the impl runs its NumPy
+fallback meanwhile and the first call is never slow. The fallback and the kernel must give
+bit-for-bit the same result (same operations, same order of floating-point additions; kernels
+compile without fast-math), so a result never depends on when a compile finished.
+
+Compilation follows the switch of the fused elementwise kernels (``taiji.compiler.fusion``'s
+``enabled``, off when ``TAIJI_FUSION=0`` and in the test suite): with it off, or without numba,
+no kernel compiles and the impls stay on NumPy. Each kernel compiles eagerly for one explicit
+signature per (dtype, constants) and never in the caller's thread (a call with other argument
+types raises ``TypeError`` instead). Kernels are not cached on disk.
+"""
+from __future__ import annotations
+
+import atexit
+import importlib.util
+import os
+import threading
+import time
+from typing import Callable
+
+import numpy as np
+
+# dtypes a kernel is compiled for; others (float16, bfloat16, ints) always take the fallback
+KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_PENDING, _FAILED = object(), object()  # states of a kernel's compile for one dtype
+
+
+class Kernel:
+    """A numba loop function per dtype and per tuple of compile-time constants, compiled in
+    the background.
+
+    ``factory(*consts)`` returns the plain-Python function; the constants it closes over
+    (kernel size, strides, spatial sizes) are frozen into the machine code, so loops have
+    fixed trip counts that LLVM unrolls and vectorises (runtime bounds make these short
+    loops 2-3x slower). ``spec`` names the function's argument types: N-d arrays of the
+    dtype, ``"rN"`` read and C-contiguous, ``"sN"`` read with any strides (a transposed
+    view), ``"wN"`` written and C-contiguous, ``"xN"`` written with any strides; ``"i"`` an
+    integer (int64), ``"f"`` a float64. Arrays that are only read are typed read-only, so
+    read-only inputs (a broadcast, a frozen buffer) are accepted too.
+    """
+
+    def __init__(self, factory: Callable, spec: tuple):
+        self.factory = factory
+        self.spec = tuple(spec)
+        self._compiled: dict = {}  # (np.dtype, consts) -> dispatcher, _PENDING or _FAILED
+
+    def get(self, dtype, *consts) -> Callable | None:
+        """The compiled kernel for arrays of ``dtype`` and these constants, or None while it
+        is not ready (the first call queues its compilation when kernels are enabled)."""
+        key = (dtype, consts)
+        k = self._compiled.get(key)
+        if k is None:
+            dtype = np.dtype(dtype)
+            if dtype not in KERNEL_DTYPES or not _enabled():
+                return None
+            key = (dtype, consts)
+            with _lock:  # one request per key, even from two threads
+                k = self._compiled.get(key)
+                if k is None:
+                    self._compiled[key] = _PENDING
+            if k is None and not _request(self, key):
+                self._compiled.pop(key, None)  # disabled now: ask again when enabled
+        return None if k is None or k is _PENDING or k is _FAILED else k
+
+    def compile(self, key) -> None:
+        """Compile for ``key`` = (dtype, consts) now, in the calling thread."""
+        import numba
+        from numba import types
+        dtype, consts = key
+        t = {np.dtype(np.float32): types.float32, np.dtype(np.float64): types.float64}[dtype]
+        args = []
+        for s in self.spec:
+            if s == "i":
+                args.append(types.int64)
+            elif s == "f":
+                args.append(types.float64)
+            else:
+                args.append(types.Array(t, int(s[1:]), "C" if s[0] in "rw" else "A",
+                                        readonly=s[0] in "rs"))
+        disp = numba.njit(types.void(*args), error_model="numpy", fastmath=False,
+                          nogil=True)(self.factory(*consts))
+        disp.disable_compile()  # never compile in the caller's thread
+        self._compiled[key] = disp
+
+    def __repr__(self) -> str:
+        return f"<taiji kernel {self.factory.__name__}>"
+
+
+# ---------------------------------------------------------------- background compilation
+
+_queue: list = []
+_lock = threading.Lock()
+_worker: threading.Thread | None = None
+# fork() while the compiler thread is inside numba/LLVM would hand the child locks that no
+# thread will ever release (a DataLoader's process workers fork): a fork waits for the kernel
+# being compiled, and the child starts with no compiler thread, an empty queue, and the
+# kernels that were pending marked as not requested (so the child may ask again)
+_compiling = threading.Lock()
+
+
+def _enabled() -> bool:
+    from taiji.compiler import fusion  # one switch for every background-compiled kernel
+    return fusion.enabled and _numba_available()
+
+
+def _request(kernel: Kernel, key) -> bool:
+    global _worker
+    if not _enabled():
+        return False
+    with _lock:
+        _queue.append((kernel, key))
+        if _worker is None:
+            _worker = threading.Thread(target=_work, name="taiji-prim-kernels", daemon=True)
+            _worker.start()
+    return True
+
+
+def _work() -> None:
+    global _worker
+    while True:
+        with _lock:
+            if not _queue:
+                _worker = None
+                return
+            kernel, key = _queue.pop(0)
+        with _compiling:
+            try:
+                kernel.compile(key)
+            except Exception:  # a kernel that will not compile leaves the primitive on NumPy
+                kernel._compiled[key] = _FAILED
+
+
+def wait_for_kernels(timeout: float = 60.0) -> bool:
+    """Block until the queued kernels are compiled (tests and benchmarks use this)."""
+    t0 = time.time()
+    while True:
+        with _lock:
+            busy = _worker is not None or bool(_queue)
+        if not busy:
+            return True
+        if time.time() - t0 > timeout:
+            return False
+        time.sleep(0.01)
+
+
+def _before_fork() -> None:
+    _compiling.acquire()
+
+
+def _after_fork_parent() -> None:
+    _compiling.release()
+
+
+def _after_fork_child() -> None:
+    global _worker, _lock, _compiling
+    _lock, _compiling = threading.Lock(), threading.Lock()
+    for kernel, key in _queue:
+        kernel._compiled.pop(key, None)
+    _queue.clear()
+    _worker = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_parent,
+                        after_in_child=_after_fork_child)
+
+
+def _stop_at_exit() -> None:
+    """Drop queued kernels and let the one being compiled finish, so the interpreter never
+    shuts down underneath numba's compiler (a daemon thread killed mid-compile can crash)."""
+    with _lock:
+        _queue.clear()
+    wait_for_kernels(timeout=30.0)
+
+
+atexit.register(_stop_at_exit)
+
+_HAVE_NUMBA = None
+
+
+def _numba_available() -> bool:
+    global _HAVE_NUMBA
+    if _HAVE_NUMBA is None:
+        _HAVE_NUMBA = importlib.util.find_spec("numba") is not None
+    return _HAVE_NUMBA
