@@ -15,14 +15,14 @@ types raises ``TypeError`` instead). Kernels are not cached on disk.
 """
 from __future__ import annotations
 
-import atexit
 import importlib.util
 import os
 import threading
-import time
 from typing import Callable
 
 import numpy as np
+
+from taiji import _background
 
 # dtypes a kernel is compiled for; others (float16, bfloat16, ints) always take the fallback
 KERNEL_DTYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -91,93 +91,44 @@ class Kernel:
 
 
 # ---------------------------------------------------------------- background compilation
+# (one thread for every kernel: taiji/_background.py)
 
-_queue: list = []
-_lock = threading.Lock()
-_worker: threading.Thread | None = None
-# fork() while the compiler thread is inside numba/LLVM would hand the child locks that no
-# thread will ever release (a DataLoader's process workers fork): a fork waits for the kernel
-# being compiled, and the child starts with no compiler thread, an empty queue, and the
-# kernels that were pending marked as not requested (so the child may ask again)
-_compiling = threading.Lock()
+_lock = threading.Lock()  # one request per (kernel, key)
 
+
+def _after_fork_child() -> None:
+    global _lock
+    _lock = threading.Lock()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_child)
 
 def _enabled() -> bool:
     from taiji.compiler import fusion  # one switch for every background-compiled kernel
     return fusion.enabled and _numba_available()
 
 
+def _compile(kernel: Kernel, key) -> None:
+    try:
+        kernel.compile(key)
+    except Exception:  # a kernel that will not compile leaves the primitive on NumPy
+        kernel._compiled[key] = _FAILED
+
+
 def _request(kernel: Kernel, key) -> bool:
-    global _worker
     if not _enabled():
         return False
-    with _lock:
-        _queue.append((kernel, key))
-        if _worker is None:
-            _worker = threading.Thread(target=_work, name="taiji-prim-kernels", daemon=True)
-            _worker.start()
+    # a forked child drops the queue: the kernel is then not requested there, and may ask again
+    _background.submit(lambda: _compile(kernel, key),
+                       on_drop=lambda: kernel._compiled.pop(key, None))
     return True
-
-
-def _work() -> None:
-    global _worker
-    while True:
-        with _lock:
-            if not _queue:
-                _worker = None
-                return
-            kernel, key = _queue.pop(0)
-        with _compiling:
-            try:
-                kernel.compile(key)
-            except Exception:  # a kernel that will not compile leaves the primitive on NumPy
-                kernel._compiled[key] = _FAILED
 
 
 def wait_for_kernels(timeout: float = 60.0) -> bool:
     """Block until the queued kernels are compiled (tests and benchmarks use this)."""
-    t0 = time.time()
-    while True:
-        with _lock:
-            busy = _worker is not None or bool(_queue)
-        if not busy:
-            return True
-        if time.time() - t0 > timeout:
-            return False
-        time.sleep(0.01)
+    return _background.wait(timeout)
 
-
-def _before_fork() -> None:
-    _compiling.acquire()
-
-
-def _after_fork_parent() -> None:
-    _compiling.release()
-
-
-def _after_fork_child() -> None:
-    global _worker, _lock, _compiling
-    _lock, _compiling = threading.Lock(), threading.Lock()
-    for kernel, key in _queue:
-        kernel._compiled.pop(key, None)
-    _queue.clear()
-    _worker = None
-
-
-if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_parent,
-                        after_in_child=_after_fork_child)
-
-
-def _stop_at_exit() -> None:
-    """Drop queued kernels and let the one being compiled finish, so the interpreter never
-    shuts down underneath numba's compiler (a daemon thread killed mid-compile can crash)."""
-    with _lock:
-        _queue.clear()
-    wait_for_kernels(timeout=30.0)
-
-
-atexit.register(_stop_at_exit)
 
 _HAVE_NUMBA = None
 

@@ -10,14 +10,14 @@ NumPy. There is no disk cache of machine code: numba's loads pickles, which taij
 """
 from __future__ import annotations
 
-import atexit
 import importlib.util
 import os
 import threading
+import time
 
 import numpy as np
 
-from taiji import _dtypes as dt
+from taiji import _background, _dtypes as dt
 from taiji._core.ir import Eqn, Graph, Literal, Var
 from taiji._core.primitive import Primitive, ShapedArray
 from taiji.compiler import kernel_cache
@@ -458,9 +458,7 @@ def kernel_source(g: Graph, patterns, inplace: dict | None = None, colsum=()) ->
 
 # ---------------------------------------------------------------- background compilation
 
-_queue: list = []
-_lock = threading.Lock()
-_worker: threading.Thread | None = None
+_lock = threading.Lock()  # guards _to_cache
 _kernels: dict = {}
 _to_cache: dict = {}  # kernels compiled in memory that the disk cache lacks
 enabled = os.environ.get("TAIJI_FUSION", "1") != "0"
@@ -500,96 +498,46 @@ def _compile_one(region: Region) -> None:
     region._make_fast()
 
 
-def _work():
-    global _worker
-    while True:
-        with _lock:
-            if not _queue:
-                items = list(_to_cache.values())
-                _to_cache.clear()
-                if not items:
-                    _worker = None
-                    return
-                region = None
-            else:
-                region = _queue.pop(0)
-        if region is None:  # every kernel asked for so far is ready: write them to disk
-            kernel_cache.build_in_background(items)
-            continue
-        with _compiling:
-            try:
-                _compile_one(region)
-            except Exception:  # a kernel that will not compile leaves the region on NumPy
-                region.kernel = None
+def _compile_region(region: Region) -> None:
+    try:
+        _compile_one(region)
+    except Exception:  # a kernel that will not compile leaves the region on NumPy
+        region.kernel = None
 
 
-# fork() while the compiler thread is inside numba/LLVM would hand the child locks that no
-# thread will ever release (a DataLoader's process workers fork). So a fork waits for the
-# kernel being compiled, and the child starts with no compiler thread and an empty queue.
-_compiling = threading.Lock()
-
-
-def _before_fork() -> None:
-    _compiling.acquire()
-
-
-def _after_fork_parent() -> None:
-    _compiling.release()
+def _flush_cache_builds() -> None:
+    """(idle hook) every kernel asked for so far is ready: write the new ones to disk."""
+    with _lock:
+        items = list(_to_cache.values())
+        _to_cache.clear()
+    kernel_cache.build_in_background(items)
 
 
 def _after_fork_child() -> None:
-    global _worker, _lock, _compiling
-    _lock, _compiling = threading.Lock(), threading.Lock()
-    _queue.clear()
-    _to_cache.clear()
-    _worker = None
+    global _lock
+    _lock = threading.Lock()
+    _to_cache.clear()  # a forked worker process builds no cache
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_parent,
-                        after_in_child=_after_fork_child)
+    os.register_at_fork(after_in_child=_after_fork_child)
 
 
 def _request(region: Region) -> None:
-    global _worker
     if not enabled or not _numba_available():
         return
-    with _lock:
-        _queue.append(region)
-        if _worker is None:
-            _worker = threading.Thread(target=_work, name="taiji-kernels", daemon=True)
-            _worker.start()
-
-
-def _stop_at_exit() -> None:
-    """Drop queued kernels and let the one being compiled finish, so the interpreter never
-    shuts down underneath numba's compiler (a daemon thread killed mid-compile can crash)."""
-    with _lock:
-        _queue.clear()
-        _to_cache.clear()
-    wait_for_kernels(timeout=30.0, cache_builds=False)  # cache builders finish on their own
-
-
-atexit.register(_stop_at_exit)
+    _background.add_idle_hook(_flush_cache_builds)
+    _background.submit(lambda: _compile_region(region))
 
 
 def wait_for_kernels(timeout: float = 60.0, cache_builds: bool = True) -> bool:
-    """Block until queued kernels are compiled (tests and benchmarks use this) and, with
-    ``cache_builds``, until this process's disk-cache builds are written."""
-    import time
+    """Block until queued kernels are compiled (fused regions and the primitives' own, see
+    taiji/_background.py; tests and benchmarks use this) and, with ``cache_builds``, until
+    this process's disk-cache builds are written."""
     t0 = time.time()
-    while True:
-        with _lock:
-            busy = _worker is not None or bool(_queue)
-        if not busy:
-            # the primitives' own kernels (im2col, pooling: taiji/_kernels.py) too
-            from taiji import _kernels
-            if not _kernels.wait_for_kernels(max(0.0, timeout - (time.time() - t0))):
-                return False
-            return not cache_builds or kernel_cache.wait(max(0.0, timeout - (time.time() - t0)))
-        if time.time() - t0 > timeout:
-            return False
-        time.sleep(0.01)
+    if not _background.wait(timeout):
+        return False
+    return not cache_builds or kernel_cache.wait(max(0.0, timeout - (time.time() - t0)))
 
 
 _HAVE_NUMBA = None
