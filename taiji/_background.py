@@ -4,10 +4,13 @@ primitives' own loop kernels in taiji/_kernels.py), so compiling never blocks th
 Jobs run in submission order. When the queue runs dry the idle hooks run (the disk cache of
 kernels starts its builds there), then the thread exits; the next ``submit`` starts another.
 
-fork() while the thread is inside numba/LLVM would hand the child locks that no thread will
-ever release (a DataLoader's process workers fork): a fork waits for the job being run, and
-the child starts with no thread and an empty queue (each dropped job's ``on_drop`` runs
-there, so its owner may ask again). At exit, queued jobs are dropped and the running one
+fork() while the thread is inside numba/LLVM (or importing it) hands the child locks that no
+thread will ever release (a DataLoader's process workers fork). Waiting for the job in a
+before-fork hook is no cure: the job may itself need a lock another before-fork hook has
+taken (logging's), and both wait forever. So a fork never waits: the child starts with no
+thread and an empty queue (each dropped job's ``on_drop`` runs there, so its owner may ask
+again), and if a job was running at the fork the child compiles nothing (``usable()`` is
+False: its kernels stay on NumPy). At exit, queued jobs are dropped and the running one
 finishes, so the interpreter never shuts down underneath the compiler.
 """
 from __future__ import annotations
@@ -25,9 +28,31 @@ _running = threading.Lock()  # held while a job runs (fork waits on it)
 _worker: threading.Thread | None = None
 
 
+_prepared = False
+
+
+def _prepare() -> None:
+    """Import numba (and what it imports) in the caller's thread, once: an import running on
+    the background thread when the process forks would leave the child a module lock that
+    no thread releases (seen: a DataLoader worker stuck importing numpy.random)."""
+    global _prepared
+    if not _prepared:
+        _prepared = True
+        try:
+            import numba  # noqa: F401
+            import numba.core.typing.npydecl  # noqa: F401 - imported by the first compile
+        except ImportError:
+            pass
+
+
 def submit(job: Callable[[], None], on_drop: Callable[[], None] | None = None) -> None:
     """Run ``job()`` on the background thread (exceptions are the job's to handle)."""
     global _worker
+    _prepare()
+    if not _usable:
+        if on_drop is not None:
+            on_drop()
+        return
     with _lock:
         _queue.append((job, on_drop))
         if _worker is None:
@@ -76,16 +101,18 @@ def wait(timeout: float = 60.0) -> bool:
     return True
 
 
-def _before_fork() -> None:
-    _running.acquire()
+_usable = True
 
 
-def _after_fork_parent() -> None:
-    _running.release()
+def usable() -> bool:
+    """False in a process forked while a compile was running (see the module docstring)."""
+    return _usable
 
 
 def _after_fork_child() -> None:
-    global _worker, _lock, _running
+    global _worker, _lock, _running, _usable
+    if _running.locked():
+        _usable = False
     _lock, _running = threading.Lock(), threading.Lock()
     for _, on_drop in _queue:
         if on_drop is not None:
@@ -95,8 +122,7 @@ def _after_fork_child() -> None:
 
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(before=_before_fork, after_in_parent=_after_fork_parent,
-                        after_in_child=_after_fork_child)
+    os.register_at_fork(after_in_child=_after_fork_child)
 
 
 def _stop_at_exit() -> None:

@@ -63,6 +63,11 @@ class _Pool:
         if self.kind == "process":
             ctx = loader.multiprocessing_context
             ctx = mp.get_context(ctx) if isinstance(ctx, str) or ctx is None else ctx
+            if ctx.get_start_method() == "fork":
+                # a fork while the kernel compiler thread is inside an import or LLVM would
+                # hand the workers locks no thread releases: let it finish first
+                from taiji import _background
+                _background.wait(120.0)
             self.result_queue = ctx.Queue()
             self.index_queues = [ctx.Queue() for _ in range(self.n)]
             make = ctx.Process
