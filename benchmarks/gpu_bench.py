@@ -14,6 +14,20 @@ A missing peer (no PyTorch, no JAX GPU backend) is skipped with a note. TF32: ta
 ``taiji.backends.cuda.matmul.allow_tf32`` (on by default, as JAX's default precision), and
 PyTorch is given the same setting so the comparison is like for like.
 
+Then the AMP table (mixed precision, float16 on CUDA): the seed MLP at batch 512 and 4096 and
+the CNN at batch 64, each training step with float16 autocast and dynamic loss scaling
+
+    taiji amp jit    taiji.autocast("cuda", float16) + taiji.amp.GradScaler, under taiji.jit
+    taiji amp eager  the same step op by op
+    pytorch amp      torch.autocast("cuda", torch.float16) + torch.amp.GradScaler, eager
+
+against the float32 steps of the first table (taiji jit, pytorch eager; measured again if the
+first table did not run them), with the ratios AMP/float32 for each framework and taiji's AMP
+against PyTorch's.
+
+``--budget S`` bounds the measuring time: a contender that would start after it is skipped
+with a note, so the tables always print (60 % of it for the first table when both run).
+
     python benchmarks/gpu_bench.py [--seconds 1.0] [--only "taiji jit" "jax jit"] [--json F]
     python benchmarks/gpu_bench.py --device cpu --quick   # dry run of the whole script on CPU
 """
@@ -34,6 +48,13 @@ import numpy as np
 LR, B1, B2, EPS = 1e-3, 0.9, 0.999, 1e-8
 MLP_SIZES = (784, 256, 128, 10)
 CONTENDERS = ("taiji eager", "taiji jit", "pytorch eager", "jax jit", "cupy (hand)")
+# the AMP table's columns: float32 ones are the first table's contenders of those names
+AMP_COLUMNS = (("taiji fp32 jit", "taiji jit"), ("taiji amp jit", "taiji amp jit"),
+               ("taiji amp eager", "taiji amp eager"), ("pytorch fp32", "pytorch eager"),
+               ("pytorch amp", "pytorch amp"))
+AMP_CONTENDERS = ("taiji amp jit", "taiji amp eager", "pytorch amp")
+AMP_CASES = ("mlp b512", "mlp b4096", "cnn b64")
+INIT_SCALE = 2.0 ** 16  # both GradScalers start from PyTorch's default
 # the issue's bar: (contender, baseline, minimum ratio) per case name (None: no bar)
 BAR = {
     "mlp b64": (2.0, 1.0), "mlp b512": (2.0, 1.0), "mlp b4096": (1.0, 1.0),
@@ -95,7 +116,8 @@ def _layers(nn, model: str):
 # Each maker returns (step, sync): step() runs one training step on the resident batch and
 # returns the loss (not waited for); sync() waits for the device and returns a float loss.
 
-def make_taiji(case: Case, device: str, compiled: bool):
+def make_taiji(case: Case, device: str, compiled: bool, amp: bool = False):
+    """taiji's step; with ``amp``, float16 autocast and a GradScaler around it."""
     import taiji
     import taiji.nn.functional as F
     model = _layers(taiji.nn, case.model)
@@ -113,7 +135,19 @@ def make_taiji(case: Case, device: str, compiled: bool):
         loss.backward()
         opt.step()
         return loss
-    f = taiji.jit(step_fn) if compiled else step_fn
+
+    scaler = taiji.amp.GradScaler(device, init_scale=INIT_SCALE) if amp else None
+
+    def amp_step_fn(x, y):
+        opt.zero_grad()
+        with taiji.autocast(device, dtype=taiji.float16):
+            loss = F.cross_entropy(model(x), y)
+        scaler.scale(loss).backward()
+        scaler.step(opt)
+        scaler.update()
+        return loss
+    fn = amp_step_fn if amp else step_fn
+    f = taiji.jit(fn) if compiled else fn
     box = [None]
 
     def step():
@@ -127,7 +161,8 @@ def make_taiji(case: Case, device: str, compiled: bool):
     return step, sync
 
 
-def make_torch(case: Case, device: str, tf32: bool):
+def make_torch(case: Case, device: str, tf32: bool, amp: bool = False):
+    """PyTorch's eager step; with ``amp``, torch.autocast(float16) + torch.amp.GradScaler."""
     import torch
     if device == "cuda":
         if not torch.cuda.is_available():
@@ -144,19 +179,27 @@ def make_torch(case: Case, device: str, tf32: bool):
     x, y = torch.from_numpy(xs).to(device), torch.from_numpy(ys).to(device)
     F = torch.nn.functional
     box = [None]
+    scaler = torch.amp.GradScaler(device, init_scale=INIT_SCALE) if amp else None
 
     def step():
         opt.zero_grad()
-        loss = F.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
+        if amp:
+            with torch.autocast(device_type=device, dtype=torch.float16):
+                loss = F.cross_entropy(model(x), y)
+            scaler.scale(loss).backward()
+            scaler.step(opt)
+            scaler.update()
+        else:
+            loss = F.cross_entropy(model(x), y)
+            loss.backward()
+            opt.step()
         box[0] = loss
         return loss
 
     def sync():
         if device == "cuda":
             torch.cuda.synchronize()
-        return float(box[0])
+        return float(box[0].detach())
     return step, sync
 
 
@@ -310,20 +353,32 @@ def measure(step: Callable, sync: Callable, seconds: float, reps: int,
     return statistics.median(samples), first, samples
 
 
+BUDGET_NOTE = "skipped: the time budget (--budget) was spent"
+
+
 def run_case(case: Case, device: str, only, seconds: float, reps: int, tf32: bool,
-             notes: dict) -> list:
+             notes: dict, names: tuple = CONTENDERS, deadline: float | None = None) -> list:
+    """Measure contenders ``names`` (those ``only`` allows) on ``case``; a contender that
+    would start after ``deadline`` (a ``time.perf_counter()`` value) is skipped."""
     makers = {
         "taiji eager": lambda: make_taiji(case, device, compiled=False),
         "taiji jit": lambda: make_taiji(case, device, compiled=True),
         "pytorch eager": lambda: make_torch(case, device, tf32),
         "jax jit": lambda: make_jax(case, device),
         "cupy (hand)": lambda: make_cupy(case, device),
+        "taiji amp jit": lambda: make_taiji(case, device, compiled=True, amp=True),
+        "taiji amp eager": lambda: make_taiji(case, device, compiled=False, amp=True),
+        "pytorch amp": lambda: make_torch(case, device, tf32, amp=True),
     }
     out = []
-    for name in CONTENDERS:
+    for name in names:
         if only and name not in only:
             continue
         r = Result(case.name, name)
+        if deadline is not None and time.perf_counter() > deadline:
+            r.note = BUDGET_NOTE
+            out.append(r)
+            continue
         try:
             step, sync = makers[name]()
         except ImportError as e:
@@ -388,10 +443,51 @@ def table(results: list, cases: list, header: list) -> tuple[str, bool]:
     if spread:
         lines.append("first-step loss spread across contenders (same weights and batch): "
                      + ", ".join(spread))
-    for r in results:
-        if r.note and not r.note.startswith("skipped"):
-            lines.append(f"note: {r.case} / {r.contender}: {r.note}")
+    lines += _notes(results)
     return "\n".join(lines), ok_all
+
+
+def _notes(results: list) -> list:
+    """Failures, and what the time budget left unmeasured."""
+    lines = [f"note: {r.case} / {r.contender}: {r.note}" for r in results
+             if r.note and not r.note.startswith("skipped")]
+    late = [f"{r.case} / {r.contender}" for r in results if r.note == BUDGET_NOTE]
+    if late:
+        lines.append("not measured, the time budget (--budget) was spent: " + ", ".join(late))
+    return lines
+
+
+def amp_table(results: list, cases: list) -> str:
+    """The AMP table: float16 autocast + loss scaling against float32, taiji and PyTorch."""
+    def rate(case, who):
+        return _rate(results, case, who)
+    w = 16
+    lines = ["", "AMP: float16 autocast + GradScaler training steps/s (float32 columns: the "
+             "first table's taiji jit and pytorch eager)",
+             f"{'case':<12}" + "".join(f"{c:>{w}}" for c, _ in AMP_COLUMNS) +
+             f"{'taiji amp/fp32':>16}{'torch amp/fp32':>16}{'taiji/torch amp':>17}"]
+    for case in cases:
+        row = f"{case.name:<12}"
+        for _, who in AMP_COLUMNS:
+            v = rate(case.name, who)
+            row += f"{(f'{v:,.1f}/s' if v else '-'):>{w}}"
+        t32, tamp, p32, pamp = (rate(case.name, c) for c in
+                                ("taiji jit", "taiji amp jit", "pytorch eager", "pytorch amp"))
+        for num, den, width in ((tamp, t32, 16), (pamp, p32, 16), (tamp, pamp, 17)):
+            row += f"{(f'{num / den:.2f}x' if num and den else '-'):>{width}}"
+        lines.append(row)
+    amp_names = {who for _, who in AMP_COLUMNS}
+    mine = [r for r in results if r.contender in amp_names and
+            any(r.case == c.name for c in cases)]
+    losses = {}
+    for r in mine:
+        if r.first_loss is not None and r.contender in AMP_CONTENDERS:
+            losses.setdefault(r.case, []).append(r.first_loss)
+    spread = [f"{c}: {max(v) - min(v):.1e}" for c, v in losses.items() if len(v) > 1]
+    if spread:
+        lines.append("first-step loss spread across the AMP contenders: " + ", ".join(spread))
+    lines += _notes([r for r in mine if r.contender in AMP_CONTENDERS])
+    return "\n".join(lines)
 
 
 def environment(device: str, tf32: bool, quick: bool) -> list:
@@ -423,9 +519,14 @@ def main(argv=None) -> int:
     ap.add_argument("--batches", type=int, nargs="+", default=[64, 512, 4096, 32768],
                     help="MLP batch sizes")
     ap.add_argument("--no-cnn", action="store_true", help="skip the CNN case")
-    ap.add_argument("--only", nargs="+", choices=CONTENDERS, help="run only these")
+    ap.add_argument("--no-amp", action="store_true", help="skip the AMP table")
+    ap.add_argument("--only", nargs="+", choices=CONTENDERS + AMP_CONTENDERS,
+                    help="run only these")
     ap.add_argument("--seconds", type=float, default=1.0, help="timed seconds per result")
     ap.add_argument("--reps", type=int, default=5, help="timed blocks per result")
+    ap.add_argument("--budget", type=float, default=None,
+                    help="seconds of measuring in all; later contenders are skipped with a "
+                         "note (60%% of it for the first table when the AMP table runs)")
     ap.add_argument("--json", help="write the results here as JSON")
     args = ap.parse_args(argv)
     import taiji
@@ -437,25 +538,49 @@ def main(argv=None) -> int:
     cases = [Case(f"mlp b{b}", "mlp", b) for b in args.batches]
     if not args.no_cnn:
         cases.append(Case("cnn b64", "cnn", 64))
+    amp_cases = [Case(n, n.split()[0], int(n.split()[1][1:])) for n in AMP_CASES]
     if args.quick:  # one small MLP case and a small CNN one, short timings
         cases = [Case("mlp b64", "mlp", 64)] + [Case("cnn b8", "cnn", 8)
                                                 for c in cases if c.model == "cnn"][:1]
+        amp_cases = list(cases)
         args.seconds, args.reps = min(args.seconds, 0.2), min(args.reps, 2)
+    if args.no_cnn:
+        amp_cases = [c for c in amp_cases if c.model != "cnn"]
+    if args.no_amp or (args.only and not set(args.only) & set(AMP_CONTENDERS)):
+        amp_cases = []
+    t0 = time.perf_counter()
+    budget = args.budget
+    deadline_main = None if budget is None else t0 + budget * (0.6 if amp_cases else 1.0)
+    deadline_amp = None if budget is None else t0 + budget
     notes: dict = {}
     results = []
-    t0 = time.perf_counter()
     for case in cases:
         results += run_case(case, args.device, args.only, args.seconds, args.reps, tf32,
-                            notes)
+                            notes, deadline=deadline_main)
         print(f"  {case.name}: done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
+    amp_results = []
+    for case in amp_cases:
+        # the float32 columns come from the first table; measured here only if missing
+        have = {r.contender for r in results if r.case == case.name and r.steps_per_s}
+        names = tuple(c for c in ("taiji jit", "pytorch eager") if c not in have) + \
+            AMP_CONTENDERS
+        got = run_case(case, args.device, args.only, args.seconds, args.reps, tf32, notes,
+                       names=names, deadline=deadline_amp)
+        amp_results += [r for r in got if r.contender in AMP_CONTENDERS]
+        results += [r for r in got if r.contender not in AMP_CONTENDERS and r.steps_per_s]
+        print(f"  AMP {case.name}: done ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
     header = environment(args.device, tf32, args.quick)
     header += [f"skipped {k}: {v[len('skipped: '):]}" for k, v in notes.items()]
-    text, ok = table(results, cases, header)
+    text, ok = table([r for r in results if r.case in {c.name for c in cases}], cases, header)
     print(text)
+    if amp_cases:
+        print(amp_table(results + amp_results, amp_cases))
     if args.json:
         with open(args.json, "w") as f:
             json.dump({"header": header, "all_bars_met": ok,
-                       "results": [r.__dict__ for r in results]}, f, indent=1)
+                       "results": [r.__dict__ for r in results + amp_results],
+                       "amp_cases": [c.name for c in amp_cases],
+                       "seconds": round(time.perf_counter() - t0, 1)}, f, indent=1)
     return 0
 
 

@@ -120,7 +120,9 @@ class autocast:
     Args:
         device_type: "cpu" or "cuda": the device whose tensors the region affects.
         dtype: the low-precision dtype, ``taiji.bfloat16`` (CPU default) or
-            ``taiji.float16`` (CUDA default).
+            ``taiji.float16`` (CUDA default; on CUDA the only choice: CuPy has no bfloat16,
+            so an enabled ``autocast("cuda", dtype=taiji.bfloat16)`` is a ValueError). On
+            CUDA, float16 matrix products go to cuBLAS (tensor cores, float32 accumulation).
         enabled: ``False`` turns autocast off inside the region (for a nested region that
             must run in full precision).
         cache_enabled: accepted for PyTorch compatibility; ignored.
@@ -148,6 +150,12 @@ class autocast:
         if d.name not in _LOW:
             raise ValueError(f"autocast: dtype must be taiji.bfloat16 or taiji.float16, got "
                              f"{d.name}")
+        if device_type == "cuda" and d.name == "bfloat16" and enabled:
+            raise ValueError(
+                "autocast(device_type='cuda', dtype=taiji.bfloat16): bfloat16 tensors cannot "
+                "live on the GPU (taiji's CUDA backend is CuPy, which has no bfloat16). Use "
+                "dtype=taiji.float16 (the CUDA default; with a taiji.amp.GradScaler), or "
+                "autocast('cpu', dtype=taiji.bfloat16) for CPU tensors")
         self.device_type = device_type
         self.fast_dtype = d
         self.enabled = bool(enabled)

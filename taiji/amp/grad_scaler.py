@@ -17,6 +17,14 @@ Two additions to PyTorch's behaviour: the scale never falls below ``min_scale``
 (``2**-24`` by default: below that no float16 gradient survives the scaling anyway), and
 after ``skip_warning_after`` consecutive skipped steps a warning names the first parameter
 whose gradient was not finite (once per scaler).
+
+Where the state lives: on the CPU until the first ``scale(loss)`` of a loss on another device
+(a GPU), which moves it there, as PyTorch's scaler creates its state on the loss's device. So
+a compiled CUDA step reads and writes it in GPU memory (no host copies around each call, and
+the step can be replayed as one CUDA graph); the only host read is the skip counter of the
+warning above, which a compiled step then checks every ``skip_warning_after`` calls instead
+of every call, not to wait for the GPU each step (a run of ``2 * skip_warning_after - 1``
+skipped steps is always reported).
 """
 from __future__ import annotations
 
@@ -46,7 +54,8 @@ class GradScaler:
     """Scale the loss, unscale the gradients, skip steps whose gradients overflowed.
 
     Args:
-        device: "cpu" or "cuda" (kept for PyTorch compatibility; the state lives on the host).
+        device: "cpu" or "cuda" (kept for PyTorch compatibility; the state moves to the
+            device of the first loss passed to :meth:`scale`).
         init_scale: the first scale factor.
         growth_factor: multiply the scale by this after ``growth_interval`` clean steps.
         backoff_factor: multiply the scale by this after a step with inf/NaN gradients.
@@ -95,6 +104,22 @@ class GradScaler:
         self._per_optimizer: dict[int, dict] = {}
         self._bad_names: list[str] = []  # describes the gradients unscale_ checks, in order
         self._names_fresh = True
+        self._calls = 0  # compiled calls, for the periodic skip check on a GPU
+
+    def _state_tensors(self) -> tuple:
+        return (self._hp, self._scale, self._growth_tracker, self._skipped, self._bad_param)
+
+    def _follow(self, t) -> None:
+        """Move the state to tensor ``t``'s device (the first scaled loss's), unless it is
+        there already or a compiled step being traced has already read it."""
+        from taiji.compiler.trace import Tracer
+        dev = t.device
+        state = self._state_tensors()
+        if self._scale.device == dev or any(type(s._data) is Tracer for s in state):
+            return
+        with eager(), no_grad():
+            for s in state:
+                s._data = s.detach().to(dev)._data
 
     # ------------------------------------------------------------ scaling
     def scale(self, outputs: Any) -> Any:
@@ -102,6 +127,7 @@ class GradScaler:
         if not self._enabled:
             return outputs
         if isinstance(outputs, O.Tensor):
+            self._follow(outputs)
             return outputs * self._scale
         if isinstance(outputs, (list, tuple)):
             return type(outputs)(self.scale(o) for o in outputs)
@@ -243,10 +269,19 @@ class GradScaler:
         self._per_optimizer.clear()
         tr = _trace()
         if tr is not None:
-            tr.add_prologue(self._check_skips)  # reads the concrete counters before each call
+            tr.add_prologue(self._prologue_check)  # reads the counters before each call
         elif STATE.interp is None:
             self._check_skips()
         self._names_fresh = True
+
+    def _prologue_check(self) -> None:
+        """Before each call of a compiled step: the skip check, every call for state on the
+        CPU, every ``skip_warning_after`` calls for state on a GPU (reading it waits for the
+        GPU to finish the previous step)."""
+        self._calls += 1
+        k = max(1, self._skip_warning_after)
+        if self._calls % k == 0 or self._scale.device.type == "cpu":
+            self._check_skips()
 
     def _check_skips(self) -> None:
         if self._warned or self._skip_warning_after <= 0:
@@ -294,7 +329,7 @@ class GradScaler:
             vals = [float(x) for x in self._hp.tolist()]
             vals[i] = float(v)
             from taiji._creation import tensor
-            self._hp._assign(tensor(vals, dtype=dt.float32))
+            self._hp._assign(tensor(vals, dtype=dt.float32, device=self._hp.device))
 
     def _get_growth_tracker(self) -> int:
         return int(self._growth_tracker.item()) if self._enabled else 0

@@ -18,14 +18,17 @@ import traceback
 from typing import Any
 
 from taiji.distributed import _prims
-from taiji.distributed._backend import INSTALL_HINT, Backend, Work, import_mpi, make_backend
+from taiji.distributed._backend import (INSTALL_HINT, Backend, MPIBackend, NCCLBackend, Work,
+                                        import_mpi, make_backend, nccl_unavailable_reason)
 from taiji.distributed._prims import (STATE as _STATE, all_gather_p, all_reduce_p, broadcast_p,
                                       reduce_scatter_p)
 
 __all__ = ["ReduceOp", "init_process_group", "destroy_process_group", "is_initialized",
-           "is_available", "get_rank", "get_world_size", "get_backend", "barrier",
+           "is_available", "is_mpi_available", "is_nccl_available", "get_rank",
+           "get_world_size", "get_backend", "barrier",
            "all_reduce", "broadcast", "all_gather", "all_gather_into_tensor", "reduce_scatter",
-           "reduce_scatter_tensor", "Backend", "Work", "INSTALL_HINT"]
+           "reduce_scatter_tensor", "Backend", "MPIBackend", "NCCLBackend", "Work",
+           "INSTALL_HINT"]
 
 
 class ReduceOp:
@@ -52,14 +55,29 @@ def is_available() -> bool:
         return False
 
 
+def is_mpi_available() -> bool:
+    """Whether the 'mpi' backend (CPU tensors) can be used: mpi4py imports."""
+    return is_available()
+
+
+def is_nccl_available() -> bool:
+    """Whether the 'nccl' backend (CUDA tensors) can be used: a GPU, CuPy and CuPy's NCCL
+    bindings with the NCCL library. ``taiji.distributed._backend.nccl_unavailable_reason()``
+    says why not."""
+    return nccl_unavailable_reason() is None
+
+
 def init_process_group(backend: str = "mpi", init_method: str | None = None,
                        timeout: Any = None, world_size: int = -1, rank: int = -1, *,
                        check_shapes: bool | None = None, abort_on_error: bool = True) -> None:
     """Join the default process group (every process started by the launcher calls this).
 
     Args:
-        backend: ``"mpi"`` (CPU tensors through mpi4py) or ``"nccl"`` (CUDA; not available
-            without a GPU: a clear error).
+        backend: ``"mpi"`` (CPU tensors through mpi4py) or ``"nccl"`` (CUDA tensors through
+            CuPy's NCCL; each process uses GPU ``local_rank % device_count``, and a
+            1-process group needs no MPI). Without a GPU, CuPy or NCCL, ``"nccl"`` is an
+            error saying which is missing. A tensor of the other device type passed to a
+            collective is an error naming the backend to use.
         init_method, timeout: accepted for PyTorch compatibility; MPI's launcher already
             knows the group (ranks, hosts), so they are unused.
         world_size, rank: if given, checked against what MPI reports.
@@ -136,7 +154,7 @@ def get_world_size(group: Any = None) -> int:
 
 
 def get_backend(group: Any = None) -> str:
-    """The default group's backend name ('mpi')."""
+    """The default group's backend name ('mpi' or 'nccl')."""
     return _prims.backend().name
 
 
@@ -148,7 +166,8 @@ def barrier(group: Any = None) -> None:
 # ---------------------------------------------------------------- in-place collectives
 
 class _Done:
-    """What ``async_op=True`` returns: MPI collectives here complete before returning."""
+    """What ``async_op=True`` returns: MPI collectives here complete before returning, and
+    NCCL ones are already ordered on the current CUDA stream."""
 
     def wait(self, timeout: Any = None) -> bool:
         return True

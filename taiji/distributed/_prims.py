@@ -1,6 +1,7 @@
 """Collective primitives: all_reduce, all_gather, reduce_scatter, broadcast.
 
-Each is a taiji ``Primitive`` with impl (through the process group's backend), shape rule,
+Each is a taiji ``Primitive`` with impl (through the process group's backend, which checks that
+the array is of its device type: host arrays for MPI, CUDA arrays for NCCL), shape rule,
 VJP, JVP and batch rule, so collectives work eagerly, under autograd, inside ``taiji.jit``
 graphs (the compiled code calls ``impl``, which talks to the other ranks) and under ``vmap``.
 They are marked ``effectful``: the compiler never constant-folds them or merges two of them.
@@ -12,8 +13,6 @@ cotangents onto the source rank.
 from __future__ import annotations
 
 import os
-
-import numpy as np
 
 from taiji._core.primitive import Primitive, ShapedArray
 from taiji._prims._util import moveaxis_to_front
@@ -37,7 +36,7 @@ def backend():
     return b
 
 
-def agree(name: str, x: np.ndarray, **params) -> None:
+def agree(name: str, x, **params) -> None:
     """With checking on, make sure every rank calls collective ``name`` on the same shape,
     dtype and arguments; otherwise raise on every rank, naming the ranks and their shapes."""
     b = backend()
@@ -71,9 +70,10 @@ all_reduce_p = Primitive("all_reduce", effectful=True)
 
 @all_reduce_p.def_impl
 def _all_reduce_impl(xp, x, *, op):
-    x = np.asarray(x)
+    b = backend()
+    x = b.check_array(x, "all_reduce")
     agree("all_reduce", x, op=op)
-    return backend().allreduce(x, op)
+    return b.allreduce(x, op)
 
 
 @all_reduce_p.def_shape
@@ -117,12 +117,13 @@ all_gather_p = Primitive("all_gather", effectful=True, vjp_reads_inputs=False)
 
 @all_gather_p.def_impl
 def _all_gather_impl(xp, x, *, axis):
-    x = np.asarray(x)
+    b = backend()
+    x = b.check_array(x, "all_gather")
     agree("all_gather", x, axis=axis)
-    st = backend().allgather(x)  # (size, *x.shape)
-    st = np.moveaxis(st, 0, axis)
+    st = b.allgather(x)  # (size, *x.shape)
+    st = xp.moveaxis(st, 0, axis)
     shape = x.shape[:axis] + (x.shape[axis] * st.shape[axis],) + x.shape[axis + 1:]
-    return np.ascontiguousarray(st).reshape(shape)
+    return xp.ascontiguousarray(st).reshape(shape)
 
 
 @all_gather_p.def_shape
@@ -159,13 +160,13 @@ reduce_scatter_p = Primitive("reduce_scatter", effectful=True, vjp_reads_inputs=
 
 @reduce_scatter_p.def_impl
 def _reduce_scatter_impl(xp, x, *, op, axis):
-    x = np.asarray(x)
-    agree("reduce_scatter", x, op=op, axis=axis)
     b = backend()
+    x = b.check_array(x, "reduce_scatter")
+    agree("reduce_scatter", x, op=op, axis=axis)
     n = b.size
     split = x.shape[:axis] + (n, x.shape[axis] // n) + x.shape[axis + 1:]
-    blocks = np.ascontiguousarray(np.moveaxis(x.reshape(split), axis, 0))
-    return np.ascontiguousarray(b.reduce_scatter(blocks, op))
+    blocks = xp.ascontiguousarray(xp.moveaxis(x.reshape(split), axis, 0))
+    return xp.ascontiguousarray(b.reduce_scatter(blocks, op))
 
 
 @reduce_scatter_p.def_shape
@@ -213,9 +214,10 @@ broadcast_p = Primitive("broadcast_from", effectful=True, vjp_reads_inputs=False
 
 @broadcast_p.def_impl
 def _broadcast_impl(xp, x, *, src):
-    x = np.asarray(x)
+    b = backend()
+    x = b.check_array(x, "broadcast")
     agree("broadcast", x, src=src)
-    return backend().broadcast(x, src)
+    return b.broadcast(x, src)
 
 
 @broadcast_p.def_shape

@@ -187,3 +187,17 @@ def test_jit_key_includes_autocast():
         ref = F.cross_entropy(a @ b, taiji.tensor([0, 1, 2]))
     assert out.dtype is taiji.float32
     np.testing.assert_allclose(out.item(), ref.item(), rtol=1e-6)
+
+
+def test_bfloat16_on_cuda_is_refused_with_the_way_out():
+    """CuPy has no bfloat16: a CUDA bfloat16 region could never run, so it is an error at
+    once (with or without a GPU), naming float16 as the alternative."""
+    with pytest.raises(ValueError) as ei:
+        taiji.autocast("cuda", dtype=taiji.bfloat16)
+    msg = str(ei.value)
+    assert "bfloat16" in msg and "CuPy" in msg and "dtype=taiji.float16" in msg
+    with pytest.raises(ValueError, match="no bfloat16"):
+        taiji.autocast(device_type="cuda:0", dtype="bfloat16")
+    assert taiji.autocast("cuda").fast_dtype is taiji.float16  # the CUDA default is fine
+    with taiji.autocast("cuda", dtype=taiji.bfloat16, enabled=False):  # off: nothing to refuse
+        assert not taiji.is_autocast_enabled("cuda")

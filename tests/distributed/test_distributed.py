@@ -32,8 +32,8 @@ def run(*args, n=2):
     return p.returncode, p.stdout + p.stderr, time.perf_counter() - t0
 
 
-def ok(name, *args):
-    rc, out, _ = run(name, *args)
+def ok(name, *args, pre=()):
+    rc, out, _ = run(*pre, name, *args)
     assert rc == 0, out[-4000:]
     for r in range(2):
         assert f"OK {name} rank {r}" in out, out[-4000:]
@@ -98,10 +98,34 @@ def test_world_of_one_without_init():
 
 
 def test_nccl_says_cuda_is_missing():
-    with pytest.raises(RuntimeError, match="CUDA/NCCL is not available"):
-        dist.init_process_group(backend="nccl")
     with pytest.raises(ValueError, match="unknown backend"):
         dist.init_process_group(backend="gloo2")
+    if dist.is_nccl_available():
+        pytest.skip("NCCL is available here (tests/cuda/test_nccl_gpu.py runs it)")
+    with pytest.raises(RuntimeError, match="CUDA/NCCL is not available") as ei:
+        dist.init_process_group(backend="nccl")
+    assert "backend='mpi'" in str(ei.value) and not dist.is_initialized()
+
+
+# ---------------------------------------------------------------- NCCL logic, two ranks
+# The 'nccl' backend on the fake CUDA device with a fake NCCL whose data moves through MPI
+# (tests/cuda/fake_nccl.py): rank/size from MPI, the unique-id exchange, counts, dtypes, ops,
+# gradients, jit and DDP, as a GPU run would exercise them.
+
+@needs_mpi
+@pytest.mark.parametrize("scenario", ["collectives", "ddp", "unused"])
+def test_nccl_backend_on_two_ranks_with_a_fake_nccl(scenario):
+    out = ok(scenario, pre=("--fake-nccl",))
+    if scenario == "unused":
+        assert "'b.weight' (no gradient on rank 0)" in out
+
+
+@needs_mpi
+def test_cuda_tensors_on_the_mpi_backend_are_a_clear_error():
+    out = ok("wrong_device")
+    assert "the 'mpi' process group moves host (CPU) tensors, but all_reduce got a tensor " \
+           "on cuda:0" in out
+    assert "DistributedDataParallel (parameter 'weight') got a tensor on cuda:0" in out
 
 
 def test_launcher_command_line(capsys):

@@ -56,9 +56,10 @@ class DistributedDataParallel(Module):
     """Wrap ``module`` for data-parallel training across the ranks of the default group.
 
     Args:
-        module: the model (the same architecture on every rank).
+        module: the model (the same architecture on every rank), on the group's device
+            type: the CPU for 'mpi', this process's GPU for 'nccl' (else a clear error).
         device_ids, output_device, dim, gradient_as_bucket_view, static_graph,
-            process_group: accepted for PyTorch compatibility (CPU, default group).
+            process_group: accepted for PyTorch compatibility (the default group).
         broadcast_buffers: copy buffers (BatchNorm statistics) from rank 0 at each forward.
         bucket_cap_mb: bucket size for the gradient all-reduce (default 25 MB).
         find_unused_parameters: count a gradient missing on some ranks as zero instead of
@@ -83,11 +84,14 @@ class DistributedDataParallel(Module):
         self.find_unused_parameters = find_unused_parameters
         self.require_backward_grad_sync = True
         named = [(n, p) for n, p in module.named_parameters() if p.requires_grad]
+        for n, p in named:  # the group's device type (MPI: CPU, NCCL: CUDA), clearly
+            b.check_array(p._data, f"DistributedDataParallel (parameter {n!r})")
         self._check_same_model(b, named)
         # replicas start equal: rank 0's parameters and buffers everywhere
+        from taiji._device import backend_for_payload
         for _, t in list(module.named_parameters()) + list(module.named_buffers()):
             if b.size > 1:
-                np.copyto(t._data, b.broadcast(np.asarray(t._data), 0))
+                backend_for_payload(t._data).copyto(t._data, b.broadcast(t._data, 0))
         cap = max(1, int(bucket_cap_mb * 1024 * 1024))
         buckets, cur, cur_bytes = [], {}, {}
         for n, p in reversed(named):  # gradients arrive roughly in reverse order
@@ -144,6 +148,7 @@ class DistributedDataParallel(Module):
                 acc = g if p.grad is None else p.grad + g.to(p.grad.dtype)
             self._ddp_ready[id(p)] = acc
             if type(acc._data) is not np.ndarray:
+                # traced, or a device array (NCCL): averaged by all_reduce primitives
                 object.__setattr__(self, "_ddp_traced", True)
                 return None
             bi, _ = self._ddp_where[id(p)]
@@ -227,7 +232,7 @@ class DistributedDataParallel(Module):
                 if not used:
                     continue
                 parts = [ready[id(p)].reshape(-1) if id(p) in ready else
-                         taiji.zeros(n, dtype=bk.dtype) for p, n in used]
+                         taiji.zeros(n, dtype=bk.dtype, device=p.device) for p, n in used]
                 flat = all_reduce_p(taiji.cat(parts) if len(parts) > 1 else parts[0],
                                     op="avg")
                 off = 0
