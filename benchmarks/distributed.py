@@ -1,7 +1,8 @@
-"""2-rank vs 1-rank data-parallel throughput of the seed MLP (784-256-128-10), eager and
-under taiji.jit, on this machine.
+"""2-rank vs 1-rank data-parallel throughput of the seed MLP (784-256-128-10) and the seed
+CNN (conv32-pool-conv64-pool-fc512-10), eager and under taiji.jit, on this machine.
 
-    python benchmarks/distributed.py            # runs both world sizes through the launcher
+    python benchmarks/distributed.py            # both models, both world sizes, via the launcher
+    python benchmarks/distributed.py --models mlp
 
 Each rank trains on its own batch of 64 (weak scaling: the global batch grows with the world
 size), so ideal scaling doubles samples/s. On a 2-core machine the two ranks share the cores
@@ -18,9 +19,19 @@ import time
 import numpy as np
 
 STEPS, WARMUP, BATCH = 60, 5, 64
+CNN_STEPS = 12
 
 
-def worker(mode: str) -> None:
+def _model(name: str, nn):
+    if name == "cnn":
+        return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
+                             nn.Flatten(), nn.Linear(3136, 512), nn.ReLU(), nn.Linear(512, 10))
+    return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
+                         nn.Linear(128, 10))
+
+
+def worker(mode: str, name: str = "mlp") -> None:
     import taiji
     import taiji.distributed as dist
     import taiji.nn as nn
@@ -29,12 +40,12 @@ def worker(mode: str) -> None:
     dist.init_process_group("mpi")
     r, n = dist.get_rank(), dist.get_world_size()
     taiji.manual_seed(0)
-    net = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
-                        nn.Linear(128, 10))
+    net = _model(name, nn)
     model = DDP(net) if n > 1 else net
     opt = taiji.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
     rs = np.random.RandomState(r)
-    x = taiji.tensor(rs.standard_normal((BATCH, 784)).astype(np.float32))
+    shape = (BATCH, 1, 28, 28) if name == "cnn" else (BATCH, 784)
+    x = taiji.tensor(rs.standard_normal(shape).astype(np.float32))
     y = taiji.tensor(rs.randint(0, 10, BATCH))
 
     def step(x, y):
@@ -44,39 +55,46 @@ def worker(mode: str) -> None:
         opt.step()
         return loss
     fn = taiji.jit(step) if mode == "jit" else step
+    steps = CNN_STEPS if name == "cnn" else STEPS
     for _ in range(WARMUP):
         fn(x, y)
+    from taiji.compiler.fusion import wait_for_kernels
+    wait_for_kernels()  # background kernel compiles are not part of the measurement
     dist.barrier()
     t0 = time.perf_counter()
-    for _ in range(STEPS):
+    for _ in range(steps):
         fn(x, y)
     dist.barrier()
     dt = time.perf_counter() - t0
     if r == 0:
-        print(f"RESULT {mode} world={n} samples/s={STEPS * BATCH * n / dt:.0f} "
-              f"ms/step={1000 * dt / STEPS:.2f}", flush=True)
+        print(f"RESULT {name} {mode} world={n} samples/s={steps * BATCH * n / dt:.0f} "
+              f"ms/step={1000 * dt / steps:.2f}", flush=True)
 
 
-def main() -> None:
+def main(models=("mlp", "cnn")) -> None:
     here = os.path.abspath(__file__)
-    print(f"seed MLP, per-rank batch {BATCH}, {STEPS} steps, {os.cpu_count()} CPU cores")
-    for mode in ("eager", "jit"):
+    print(f"per-rank batch {BATCH}, {STEPS} steps (MLP) / {CNN_STEPS} (CNN), "
+          f"{os.cpu_count()} CPU cores")
+    for name, mode in [(m, k) for m in models for k in ("eager", "jit")]:
         for n in (1, 2):
             for check in ("1", "0"):
                 if n == 1 and check == "0":
                     continue
                 env = dict(os.environ, TAIJI_DIST_CHECK=check)
                 out = subprocess.run([sys.executable, "-m", "taiji.distributed.launch", "-n",
-                                      str(n), here, "--worker", mode], capture_output=True,
+                                      str(n), here, "--worker", mode, name],
+                                     capture_output=True,
                                      text=True, env=env, timeout=600)
                 lines = [ln for ln in out.stdout.splitlines() if ln.startswith("RESULT")]
                 note = "" if n == 1 else f" (shape checks {'on' if check == '1' else 'off'})"
-                print((lines[0][7:] if lines else f"{mode} world={n} FAILED:\n{out.stderr[-2000:]}")
-                      + note)
+                print((lines[0][7:] if lines else
+                       f"{name} {mode} world={n} FAILED:\n{out.stderr[-2000:]}") + note)
 
 
 if __name__ == "__main__":
     if sys.argv[1:2] == ["--worker"]:
-        worker(sys.argv[2])
+        worker(*sys.argv[2:4])
+    elif sys.argv[1:2] == ["--models"]:
+        main(tuple(sys.argv[2:]))
     else:
         main()
