@@ -15,7 +15,6 @@ types raises ``TypeError`` instead). Kernels are not cached on disk.
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import threading
 from typing import Callable
@@ -106,7 +105,7 @@ if hasattr(os, "register_at_fork"):
 
 def _enabled() -> bool:
     from taiji.compiler import fusion  # one switch for every background-compiled kernel
-    return fusion.enabled and _numba_available()
+    return fusion.enabled and fusion._numba_available()
 
 
 def _compile(kernel: Kernel, key) -> None:
@@ -129,12 +128,3 @@ def wait_for_kernels(timeout: float = 60.0) -> bool:
     """Block until the queued kernels are compiled (tests and benchmarks use this)."""
     return _background.wait(timeout)
 
-
-_HAVE_NUMBA = None
-
-
-def _numba_available() -> bool:
-    global _HAVE_NUMBA
-    if _HAVE_NUMBA is None:
-        _HAVE_NUMBA = importlib.util.find_spec("numba") is not None
-    return _HAVE_NUMBA
