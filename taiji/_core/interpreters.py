@@ -24,6 +24,10 @@ class _State(threading.local):
 
 STATE = _State()
 
+# Bumped whenever a Module's parameter, buffer or submodule is replaced by another object (or
+# removed): a compiled program captured the old tensors, so taiji.jit recompiles.
+MODULE_EPOCH = [0]
+
 
 class Interpreter:
     """Base class: `lift` turns an argument Tensor into this interpreter's payload;

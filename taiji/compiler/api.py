@@ -10,7 +10,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from taiji import _dtypes as dt
-from taiji._core.interpreters import STATE
+from taiji._core.interpreters import MODULE_EPOCH, STATE
 from taiji._core.ir import Graph, eval_graph
 from taiji.compiler import passes as P
 from taiji.compiler.cache import LRU, config, describe_change, log_compile
@@ -107,6 +107,7 @@ class JitFunction:
         self._cache = LRU(config.cache_size)
         self._flat_treedefs: dict = {}
         self._last_key = None
+        self._epoch = MODULE_EPOCH[0]
         self.compile_log: list[tuple[str, float]] = []
 
     def __get__(self, obj, objtype=None):
@@ -203,7 +204,9 @@ class JitFunction:
         g = P.plan_memory(g, state, inplace)
         fn, src = compile_graph(g, g.plan) if be is None else compile_device(g, res, n_args, be)
         dt_ = time.perf_counter() - t0
-        reason = describe_change(self._last_key, key) if key is not None else \
+        reason = "a module's parameter, buffer or submodule was replaced" \
+            if self._last_key == "module" else describe_change(self._last_key, key) \
+            if key is not None else \
             "captured state changed (a captured tensor's shape or .grad presence)"
         self.compile_log.append((reason, dt_))
         log_compile(f"compiled {getattr(self.fn, '__qualname__', self.fn)} in "
@@ -213,6 +216,12 @@ class JitFunction:
     def _lookup(self, args, kwargs):
         """The compiled variant for this call: the key covers the arguments; each key keeps
         variants for different states of the captured tensors (shapes, .grad presence)."""
+        if MODULE_EPOCH[0] != self._epoch:
+            # a module's parameter / buffer / submodule was replaced since these programs
+            # were traced: they captured the old tensors (PyTorch users do model.fc = ...)
+            self._epoch = MODULE_EPOCH[0]
+            self._cache = LRU(config.cache_size)
+            self._last_key = "module"
         key, tensors, rebuild = self._split(args, kwargs)
         variants = self._cache.get(key)
         entry = None

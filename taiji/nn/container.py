@@ -48,7 +48,7 @@ class Sequential(Module):
     def __delitem__(self, idx) -> None:
         keys = list(self._modules)
         for k in (keys[idx] if isinstance(idx, slice) else [keys[idx]]):
-            del self._modules[k]
+            delattr(self, k)  # (Module.__delattr__: compiled programs recompile)
 
     def append(self, module: Module) -> "Sequential":
         self.add_module(str(len(self)), module)
@@ -126,7 +126,7 @@ class ModuleDict(Module):
         self.add_module(key, module)
 
     def __delitem__(self, key: str) -> None:
-        del self._modules[key]
+        delattr(self, key)
 
     def __len__(self) -> int:
         return len(self._modules)

@@ -11,6 +11,7 @@ from typing import Any, Callable, Iterator
 
 import numpy as np
 
+from taiji._core.interpreters import MODULE_EPOCH
 from taiji.tensor import Tensor
 from taiji.nn.parameter import Buffer, Parameter
 
@@ -78,6 +79,10 @@ class Module:
         if "_parameters" not in d:
             raise AttributeError("cannot assign attributes before Module.__init__() call")
         params, bufs, mods = d["_parameters"], d["_buffers"], d["_modules"]
+        for store in (params, bufs, mods):
+            if name in store and store[name] is not value:
+                MODULE_EPOCH[0] += 1  # compiled programs captured the old one: recompile
+                break
         if isinstance(value, (Parameter, Buffer, Module)):
             for store in (params, bufs, mods):
                 store.pop(name, None)
@@ -118,6 +123,7 @@ class Module:
     def __delattr__(self, name: str) -> None:
         for store in (self._parameters, self._buffers, self._modules):
             if name in store:
+                MODULE_EPOCH[0] += 1
                 del store[name]
                 self._non_persistent_buffers_set.discard(name)
                 return
@@ -150,6 +156,8 @@ class Module:
         if param is not None and param.grad_fn is not None:
             raise ValueError(f"cannot assign a non-leaf Tensor to parameter '{name}'; "
                              f"use .detach() to make a leaf")
+        if self._parameters.get(name, param) is not param:
+            MODULE_EPOCH[0] += 1
         self._parameters[name] = param
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
@@ -173,6 +181,8 @@ class Module:
         """Register a submodule under ``name``."""
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
+        if self._modules.get(name, module) is not module:
+            MODULE_EPOCH[0] += 1
         self._modules[name] = module
         if module is not None:
             module._set_path(f"{self._path}.{name}" if self._path else name)

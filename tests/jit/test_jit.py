@@ -222,3 +222,38 @@ def test_differentiable_when_called_with_grad_inputs():
     y = f(x)
     y.backward()
     np.testing.assert_allclose(x.grad.numpy(), [2.0, 4.0])
+
+
+def test_replacing_a_module_attribute_recompiles_the_step():
+    from taiji import nn
+    taiji.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2))
+    opt = taiji.optim.SGD(model.parameters(), lr=0.1)
+
+    @jit
+    def step(x, y):
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    x, y = taiji.randn(16, 4), taiji.tensor(np.arange(16) % 2)
+    step(x, y)
+    step(x, y)
+    n = len(step.compile_log)
+    for _ in range(3):  # a plain training loop never recompiles
+        step(x, y)
+    assert len(step.compile_log) == n
+    model[2] = nn.Linear(8, 2)            # a new head, as when fine-tuning
+    opt = taiji.optim.SGD(model.parameters(), lr=0.1)
+    new0 = model[2].weight.detach().numpy().copy()
+    with taiji.no_grad():
+        want = nn.functional.cross_entropy(model(x), y).item()
+    got = step(x, y).item()               # the loss of the new model, before its update
+    assert "replaced" in step.compile_log[-1][0]
+    assert abs(got - want) < 1e-6
+    assert not np.array_equal(model[2].weight.detach().numpy(), new0)  # the new head trains
+    step(x, y)  # (.grad now exists for the new head: one more variant, as on the first steps)
+    n = len(step.compile_log)
+    step(x, y)
+    assert len(step.compile_log) == n
