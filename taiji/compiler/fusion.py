@@ -3,10 +3,12 @@ equation, run by a generated loop kernel (numba) that reads each input once and 
 output once, instead of one NumPy pass (and one temporary) per operation.
 
 Compilation is tiered: a fused region first runs as plain NumPy (its sub-graph, compiled like
-any graph), while its kernel compiles on a background thread; the region switches to the
-kernel when it is ready. Kernels are keyed by their source text, so regions of the same
-structure (Adam's update for every parameter) share one. Without numba, regions stay on
-NumPy. There is no disk cache of machine code: numba's loads pickles, which taiji never does.
+any graph), while its kernel compiles on a background thread (asked for at the region's first
+run, so regions a later pass replaced never compile); the region switches to the kernel when
+it is ready. Kernels are keyed by their source text, so regions of the same structure (Adam's
+update for every parameter) share one. Without numba, regions stay on NumPy. Compiled kernels
+go to taiji's own disk cache (kernel_cache.py; numba's would load pickles, which taiji never
+does).
 """
 from __future__ import annotations
 
@@ -268,9 +270,14 @@ class Region:
         self.size = int(np.prod(shape)) if shape else 1
         self.last = self.shape[-1] if self.shape else 1
         self._variants: dict = {}
-        self.run = self._general
+        self.run = self._start
         self.kernel_origin = None  # "jit" (compiled here) or "disk" (taiji's kernel cache)
+
+    def _start(self, *arrays, out=None):
+        """The first run: ask for the kernel, then run on NumPy until it is ready."""
+        self.run = self._general
         _request(self)
+        return self._general(*arrays, out=out)
 
     def with_inplace(self, pairs: tuple) -> "Region":
         """This region with outputs written over inputs (``pairs`` of (output, input))."""
