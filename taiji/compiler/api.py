@@ -108,6 +108,7 @@ class JitFunction:
         self._flat_treedefs: dict = {}
         self._last_key = None
         self._epoch = MODULE_EPOCH[0]
+        self._reason: str | None = None  # why the next compile happens, when not the key
         self.compile_log: list[tuple[str, float]] = []
 
     def __get__(self, obj, objtype=None):
@@ -204,10 +205,10 @@ class JitFunction:
         g = P.plan_memory(g, state, inplace)
         fn, src = compile_graph(g, g.plan) if be is None else compile_device(g, res, n_args, be)
         dt_ = time.perf_counter() - t0
-        reason = "a module's parameter, buffer or submodule was replaced" \
-            if self._last_key == "module" else describe_change(self._last_key, key) \
-            if key is not None else \
-            "captured state changed (a captured tensor's shape or .grad presence)"
+        reason = self._reason or (describe_change(self._last_key, key) if key is not None else
+                                  "captured state changed (a captured tensor's shape or "
+                                  ".grad presence)")
+        self._reason = None
         self.compile_log.append((reason, dt_))
         log_compile(f"compiled {getattr(self.fn, '__qualname__', self.fn)} in "
                     f"{dt_ * 1e3:.1f} ms ({len(g.eqns)} equations); reason: {reason}")
@@ -221,7 +222,7 @@ class JitFunction:
             # were traced: they captured the old tensors (PyTorch users do model.fc = ...)
             self._epoch = MODULE_EPOCH[0]
             self._cache = LRU(config.cache_size)
-            self._last_key = "module"
+            self._reason = "a module's parameter, buffer or submodule was replaced"
         key, tensors, rebuild = self._split(args, kwargs)
         variants = self._cache.get(key)
         entry = None
