@@ -37,7 +37,7 @@ class _IncompatibleKeys:
         return iter((self.missing_keys, self.unexpected_keys))
 
     def __repr__(self):
-        return (f"<All keys matched successfully>" if not self.missing_keys and
+        return ("<All keys matched successfully>" if not self.missing_keys and
                 not self.unexpected_keys else
                 f"_IncompatibleKeys(missing_keys={self.missing_keys}, "
                 f"unexpected_keys={self.unexpected_keys})")
