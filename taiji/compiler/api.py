@@ -300,20 +300,21 @@ def _deliver(res: TraceResult, outs, wrap: Callable, write: Callable):
     """Hand a run's outputs back: ``write(tensor, value)`` each mutated captured tensor,
     set the ``.grad``s the function assigned, and rebuild the user's output pytree, with
     ``wrap`` turning a raw output into a Tensor."""
-    from taiji import _tree
-    n = res.n_user_outputs
-    caps = res.captures
-    k = n
-    for i in res.mutated:
-        write(caps[i].tensor, outs[k])
+    f = _fast(res)
+    k = res.n_user_outputs
+    for t in f.mutated:
+        write(t, outs[k])
         k += 1
-    for t, kind in res.grads:
+    for t, kind in f.grads:
         if kind == "none":
             t._grad = None
         else:
             t._grad = wrap(outs[k])
             k += 1
-    it = iter(outs[:n])
+    if f.single:
+        return wrap(outs[0])
+    from taiji import _tree
+    it = iter(outs[:res.n_user_outputs])
     leaves = [wrap(next(it)) if s is None else s for s in res.out_static]
     return _tree.tree_unflatten(res.out_tree, leaves)
 
@@ -342,28 +343,8 @@ def _as_payload(a):
 
 
 def _finish(res: TraceResult, outs):
-    """Deliver a compiled run's raw arrays (``_deliver``, unrolled for the common case)."""
-    f = _fast(res)
-    k = res.n_user_outputs
-    for t in f.mutated:
-        new = outs[k]
-        k += 1
-        if new is t._data:  # computed in place (the memory plan's usual case)
-            t._version += 1
-        else:
-            _write_array(t, new)
-    for t, kind in f.grads:
-        if kind == "none":
-            t._grad = None
-        else:
-            t._grad = _as_payload(outs[k])
-            k += 1
-    if f.single:
-        return _as_payload(outs[0])
-    from taiji import _tree
-    it = iter(outs[:res.n_user_outputs])
-    leaves = [_as_payload(next(it)) if s is None else s for s in res.out_static]
-    return _tree.tree_unflatten(res.out_tree, leaves)
+    """Deliver a compiled run's raw arrays."""
+    return _deliver(res, outs, _as_payload, _write_array)
 
 
 def _run_differentiable(entry: Compiled, tensors):
