@@ -12,7 +12,7 @@ import numpy as np
 from taiji import _dtypes as dt
 from taiji._core.interpreters import MODULE_EPOCH, STATE
 from taiji._core.ir import Graph, eval_graph
-from taiji.compiler import passes as P
+from taiji.compiler import native, passes as P
 from taiji.compiler.cache import LRU, config, describe_change, log_compile
 from taiji.compiler.codegen import compile_graph
 from taiji.compiler.fusion import absorb_column_sums, fuse_elementwise
@@ -30,6 +30,7 @@ class Compiled:
     fn: Callable
     source: str
     compile_seconds: float
+    native: Any = None  # its native build (taiji/compiler/native.py), when it may have one
 
 
 class Lowered:
@@ -48,8 +49,15 @@ class Lowered:
 
     @property
     def source(self) -> str:
-        """The generated Python source that runs."""
+        """The generated Python source (the program's first runs use it)."""
         return self._c.source
+
+    @property
+    def native_source(self) -> str | None:
+        """The program's native build (taiji/compiler/native.py) once it is compiled: Python
+        that calls one numba function per run of equations; None before, or without one."""
+        n = self._c.native
+        return None if n is None else n.source
 
     def cost_analysis(self) -> dict:
         """Estimated flops and bytes moved by one run."""
@@ -212,7 +220,10 @@ class JitFunction:
         self.compile_log.append((reason, dt_))
         log_compile(f"compiled {getattr(self.fn, '__qualname__', self.fn)} in "
                     f"{dt_ * 1e3:.1f} ms ({len(g.eqns)} equations); reason: {reason}")
-        return Compiled(res, g, fn, src, dt_)
+        entry = Compiled(res, g, fn, src, dt_)
+        if be is None:
+            native.attach(entry)  # one numba call per run of equations, from the 2nd run
+        return entry
 
     def _lookup(self, args, kwargs):
         """The compiled variant for this call: the key covers the arguments; each key keeps

@@ -393,9 +393,11 @@ class Region:
         return f"<fused region: {len(self.graph.eqns)} ops over {list(self.shape)}>"
 
 
-def kernel_source(g: Graph, patterns, inplace: dict | None = None, colsum=()) -> str:
+def kernel_source(g: Graph, patterns, inplace: dict | None = None, colsum=(),
+                  scalar_args: bool = False) -> str:
     """Source of a numba loop kernel for sub-graph ``g`` (``inplace``: output -> input;
-    ``colsum``: outputs whose column sums are extra outputs).
+    ``colsum``: outputs whose column sums are extra outputs; ``scalar_args``: inputs read
+    as scalars arrive as scalars, not as 1-element arrays, as the native tier passes them).
 
     Two nested loops, rows x last dim, so that broadcast reads need no per-element integer
     division: scalars are read once, keepdims rows once per row, trailing-dim operands by
@@ -412,7 +414,7 @@ def kernel_source(g: Graph, patterns, inplace: dict | None = None, colsum=()) ->
     for i, (v, p) in enumerate(zip(g.inputs, patterns)):
         names[id(v)] = f"x{i}"
         if p == "s":
-            pre.append(f"    x{i} = a{i}[0]")
+            pre.append(f"    x{i} = a{i}" if scalar_args else f"    x{i} = a{i}[0]")
         elif p == "r":
             row.append(f"        x{i} = a{i}[r]")
         elif p == "t":

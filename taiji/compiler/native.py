@@ -1,0 +1,539 @@
+"""The native tier: runs of a compiled program's equations become one numba function each.
+
+The Python program (codegen.py) makes one call per equation: a NumPy product, a fused
+region's kernel, a ufunc. Each call costs 1-4 us of interpreter and dispatch on top of its
+work, about 100 us a step for the seed MLP at batch 64, where the arithmetic takes ~600 us.
+This tier re-emits every maximal run of equations that have a native spelling (a *segment*)
+as one ``@njit`` function: products call the BLAS that NumPy itself loaded (same library,
+same threads, same kernels, so the same bits), fused regions call their loop kernels
+directly, 0-d arithmetic stays on scalars. What has no native spelling (the cross-entropy,
+whose ``exp``/``log`` differ in their last bits between NumPy and LLVM) stays a Python call
+between segments.
+
+Every native spelling computes exactly what the Python tier computes (same BLAS call, the
+same IEEE-rounded operations in the same order): results never depend on whether the native
+program was ready yet. It compiles on the background thread (taiji/_background.py) at the
+program's second run, with the argument types it saw; until then, and for any call whose
+arguments have other types (a read-only or non-contiguous array), the Python code runs.
+"""
+from __future__ import annotations
+
+import ctypes
+import os
+import threading
+from typing import Callable
+
+import numpy as np
+
+from taiji import _background, _dtypes as dt
+from taiji._core.ir import Graph, Literal, Var
+from taiji.compiler import codegen
+
+enabled = os.environ.get("TAIJI_NATIVE", "1") != "0"
+MIN_SEGMENT = 3  # shorter runs save less than a numba call costs (~2-3 us)
+
+# primitives whose NumPy result a numba ufunc call reproduces bit for bit (IEEE 754 rounds
+# each correctly): the transcendental ones (exp, log, tanh, array pow) are not among them
+EXACT_UFUNCS = {"add", "sub", "mul", "div", "maximum", "minimum", "neg", "abs", "sqrt",
+                "sign", "floor", "ceil", "trunc", "eq", "ne", "lt", "le", "gt", "ge",
+                "isnan", "isinf", "isfinite"}
+# 0-d arithmetic on NumPy scalars (what the Python tier runs) and on numba scalars agrees
+# bit for bit for these, pow included (both call the C library's powf/pow)
+SCALAR_OK = set(codegen.SCALAR_BINOPS) | {"neg", "sqrt", "abs", "maximum", "minimum"}
+C_VIEWS = {"reshape"}  # views that keep a contiguous array contiguous
+NATIVE_DTYPES = {dt.float32, dt.float64, dt.int32, dt.int64, dt.bool_}
+
+
+# ---------------------------------------------------------------- BLAS
+
+_blas_lock = threading.Lock()
+_blas: dict | None = None
+
+
+def _openblas_paths() -> list[str]:
+    """The OpenBLAS libraries mapped into this process (NumPy's own among them)."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
+    except OSError:
+        return []
+    here = os.path.dirname(os.path.dirname(np.__file__))
+    return sorted((p for p in paths if p.startswith("/")), key=lambda p: not p.startswith(here))
+
+
+def blas() -> dict:
+    """{numpy dtype: ctypes cblas_?gemm} for the BLAS NumPy loaded, or {} when it cannot be
+    found or fails its check. Dimensions go as 64-bit integers, which both integer ABIs
+    read correctly (an LP64 library reads the low half of the register or stack slot)."""
+    global _blas
+    with _blas_lock:
+        if _blas is None:
+            _blas = _find_blas()
+        return _blas
+
+
+def _find_blas() -> dict:
+    i64, vp, ci = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
+    for path in _openblas_paths():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        found = {}
+        for letter, ctype, npt in (("s", ctypes.c_float, np.float32),
+                                   ("d", ctypes.c_double, np.float64)):
+            for name in (f"scipy_cblas_{letter}gemm64_", f"cblas_{letter}gemm64_",
+                         f"scipy_cblas_{letter}gemm", f"cblas_{letter}gemm"):
+                fn = getattr(lib, name, None)
+                if fn is not None:
+                    fn.restype = None
+                    fn.argtypes = [ci, ci, ci, i64, i64, i64, ctype, vp, i64, vp, i64, ctype,
+                                   vp, i64]
+                    found[np.dtype(npt)] = fn
+                    break
+        if len(found) == 2 and _check(found):
+            return found
+    return {}
+
+
+def _check(fns: dict) -> bool:
+    """A small product through each entry point equals NumPy's."""
+    rng = np.random.default_rng(0)
+    for d, fn in fns.items():
+        a, b = rng.standard_normal((3, 5)).astype(d), rng.standard_normal((4, 5)).astype(d)
+        c = np.empty((3, 4), d)
+        one, zero = d.type(1), d.type(0)
+        fn(101, 111, 112, 3, 4, 5, one, a.ctypes.data, 5, b.ctypes.data, 5, zero,
+           c.ctypes.data, 4)
+        if not np.array_equal(c, np.matmul(a, b.swapaxes(-1, -2))):
+            return False
+    return True
+
+
+_helpers: dict | None = None
+
+
+def helpers() -> dict:
+    """The numba functions native code calls (built once, on first use)."""
+    global _helpers
+    if _helpers is None:
+        _helpers = _make_helpers()
+    return _helpers
+
+
+def _gemm_factory(fn, one, zero):
+    """C = op(A) op(B) through ``fn`` (a cblas_?gemm), row-major; op transposes when the
+    flag is set. CBLAS codes: RowMajor 101, NoTrans 111, Trans 112."""
+    def gemm(a, b, ta, tb, c):
+        m = a.shape[1] if ta else a.shape[0]
+        k = a.shape[0] if ta else a.shape[1]
+        n = b.shape[0] if tb else b.shape[1]
+        fn(101, 112 if ta else 111, 112 if tb else 111, m, n, k, one, a.ctypes.data,
+           max(a.shape[1], 1), b.ctypes.data, max(b.shape[1], 1), zero, c.ctypes.data,
+           max(n, 1))
+        return c
+    return gemm
+
+
+def _make_helpers() -> dict:
+    from numba import njit
+    fns = blas()
+    out = {}
+    for d, fn in fns.items():
+        out[f"_gemm_{d.name}"] = njit(error_model="numpy", inline="always")(
+            _gemm_factory(fn, d.type(1), d.type(0)))
+
+    def colsum(a, o):
+        # NumPy's add-reduce over axis 0: from +0.0, rows in order
+        o[:] = 0
+        for r in range(a.shape[0]):
+            for c in range(a.shape[1]):
+                o[c] += a[r, c]
+        return o
+    out["_colsum"] = njit(error_model="numpy")(colsum)
+    return out
+
+
+# ---------------------------------------------------------------- which equations
+
+def _c_array(v, nonc) -> bool:
+    return isinstance(v, Var) and v.shape != () and id(v) not in nonc
+
+
+def native_ok(e, nonc: set, be_dtypes: dict) -> bool:
+    """Whether equation ``e`` has a native spelling (``nonc``: ids of values that may not be
+    C-contiguous)."""
+    p = e.prim.name
+    outs, ins = e.outputs, e.inputs
+    if any(v.dtype not in NATIVE_DTYPES for v in list(ins) + list(outs)):
+        return False
+    if any(isinstance(v, Literal) and v.shape != () for v in ins):
+        return False  # (array constants: numba would freeze a copy; not worth it)
+    if p == "fused":
+        region = e.params["region"]
+        return bool(region.shape) and all(
+            _c_array(v, nonc) or (isinstance(v, (Var, Literal)) and v.shape == ())
+            for v in ins)
+    if len(outs) != 1:
+        return False
+    o = outs[0]
+    if p == "matmul":
+        a, b = ins
+        return (len(o.shape) == len(a.shape) == len(b.shape) == 2 and a is not b and
+                np.dtype(o.dtype.np) in be_dtypes and a.dtype == b.dtype == o.dtype and
+                _c_array(a, nonc) and _c_array(b, nonc) and min(o.shape) > 1 and
+                (a.shape[0] if e.params.get("ta") else a.shape[1]) > 1 and
+                np.dtype(o.dtype.np).itemsize > 2)
+    if o.shape == ():
+        return p in SCALAR_OK and o.dtype.is_floating_point and all(
+            v.shape == () and v.dtype == o.dtype for v in ins)
+    if p in EXACT_UFUNCS or p == "relu":
+        return all(v.dtype == ins[0].dtype for v in ins) and all(
+            v.shape == () or isinstance(v, Var) for v in ins)
+    if p == "reduce_sum":
+        a = ins[0]
+        return (len(a.shape) == 2 and tuple(e.params["axes"]) == (0,) and not e.params["keepdims"]
+                and a.dtype.is_floating_point and isinstance(a, Var))
+    if p == "reshape":
+        return _c_array(ins[0], nonc) and len(o.shape) > 0
+    if p == "convert_element_type":
+        return isinstance(ins[0], Var) and ins[0].shape != ()
+    if p == "select":
+        return all(isinstance(v, Var) and v.shape == o.shape for v in ins)
+    return False
+
+
+def segments(g: Graph, be_dtypes: dict) -> list[tuple[int, int]]:
+    """Maximal runs [start, end) of native equations, MIN_SEGMENT long or longer."""
+    nonc = set()
+    for e in g.eqns:
+        if e.prim.name in codegen.VIEW_PRIMS and e.prim.name not in C_VIEWS:
+            nonc.update(id(o) for o in e.outputs)
+    runs, start = [], None
+    for i, e in enumerate(g.eqns):
+        if native_ok(e, nonc, be_dtypes):
+            start = i if start is None else start
+            continue
+        if start is not None and i - start >= MIN_SEGMENT:
+            runs.append((start, i))
+        start = None
+    if start is not None and len(g.eqns) - start >= MIN_SEGMENT:
+        runs.append((start, len(g.eqns)))
+    return runs
+
+
+# ---------------------------------------------------------------- emission
+
+def _np_name(d) -> str:
+    return f"np.{np.dtype(d).name}"
+
+
+class _Segment:
+    """One run of equations as numba source: its inputs, outputs and buffers."""
+
+    def __init__(self, g: Graph, lo: int, hi: int, em: codegen.Emitter, plan: dict,
+                 later_use: set):
+        self.eqns = g.eqns[lo:hi]
+        defined, used = set(), []
+        for e in self.eqns:
+            for v in e.inputs:
+                if isinstance(v, Var) and id(v) not in defined and v not in used:
+                    used.append(v)
+            defined.update(id(o) for o in e.outputs)
+        self.inputs = used
+        self.outputs = [o for e in self.eqns for o in e.outputs if id(o) in later_use]
+        self.em, self.plan, self.g = em, plan, g
+        self.ns: dict = {"np": np, **helpers()}
+        self.buffers: list = []  # (name in the segment, array)
+        self._bufnames: dict = {}
+        self.lines: list[str] = []
+
+    def buf(self, v) -> str | None:
+        b = self.plan.get(id(v))
+        if b is None or isinstance(b, tuple):
+            return None
+        n = self._bufnames.get(id(b))
+        if n is None:
+            n = self._bufnames[id(b)] = f"_b{len(self._bufnames)}"
+            self.buffers.append((n, b))
+        return n
+
+    def ref(self, v) -> str:
+        if isinstance(v, Literal):  # 0-d constants only (native_ok)
+            n = f"_k{len(self.ns)}"
+            self.ns[n] = v.value.reshape(()).astype(v.value.dtype)[()]
+            return n
+        return self.em.name(v)
+
+    def source(self, fname: str) -> str:
+        for e in self.eqns:
+            self.lines.append(self._emit(e))
+        args = [self.em.name(v) for v in self.inputs] + [n for n, _ in self.buffers]
+        rets = [self.em.name(v) for v in self.outputs]
+        return "\n".join([f"def {fname}({', '.join(args)}):"] + self.lines + [
+            f"    return ({', '.join(rets)}{',' if len(rets) == 1 else ''})"])
+
+    def _alloc(self, v) -> str:
+        b = self.buf(v)
+        return b if b else f"np.empty({tuple(v.shape)!r}, {_np_name(v.dtype.np)})"
+
+    def _emit(self, e) -> str:
+        p, o = e.prim.name, e.outputs[0]
+        ins = [self.ref(v) for v in e.inputs]
+        out = self.em.name(o)
+        if p == "matmul":
+            ta, tb = int(bool(e.params.get("ta"))), int(bool(e.params.get("tb")))
+            fn = f"_gemm_{np.dtype(o.dtype.np).name}"
+            return f"    {out} = {fn}({ins[0]}, {ins[1]}, {ta}, {tb}, {self._alloc(o)})"
+        if p == "fused":
+            return self._emit_fused(e, ins)
+        if o.shape == ():
+            if p in codegen.SCALAR_BINOPS:
+                return f"    {out} = {ins[0]} {codegen.SCALAR_BINOPS[p]} {ins[1]}"
+            if p == "neg":
+                return f"    {out} = -{ins[0]}"
+            return f"    {out} = np.{codegen.UFUNCS[p]}({', '.join(ins)})"
+        if p in EXACT_UFUNCS or p == "relu":
+            if p == "relu":
+                zero = f"_z{len(self.ns)}"
+                self.ns[zero] = np.dtype(o.dtype.np).type(0)
+                fn, ins = "maximum", [ins[0], zero]
+            else:
+                fn = codegen.UFUNCS[p]
+            b = self.buf(o)
+            return f"    {out} = np.{fn}({', '.join(ins + ([b] if b else []))})"
+        if p == "reduce_sum":
+            return f"    {out} = _colsum({ins[0]}, {self._alloc(o)})"
+        if p == "reshape":
+            return f"    {out} = {ins[0]}.reshape({tuple(e.params['shape'])!r})"
+        if p == "convert_element_type":
+            return f"    {out} = {ins[0]}.astype({_np_name(o.dtype.np)})"
+        if p == "select":
+            return f"    {out} = np.where({', '.join(ins)})"
+        raise AssertionError(p)  # native_ok admits nothing else
+
+    def _emit_fused(self, e, ins) -> str:
+        from taiji.compiler.fusion import kernel_source
+        region = e.params["region"]
+        pairs = []
+        for k, o in enumerate(e.outputs):
+            b = self.plan.get(id(o))
+            if isinstance(b, tuple):  # ("arg", k): over graph input k, an input here
+                pairs.append((k, e.inputs.index(self.g.inputs[b[1]])))
+        r = region.with_inplace(tuple(pairs))
+        kname = f"_kern{len(self.ns)}"
+        self.ns[kname] = _kernel(kernel_source(r.graph, r.patterns, r.inplace, r.colsum,
+                                               scalar_args=True))
+        args = []
+        for v, name, pat in zip(e.inputs, ins, r.patterns):
+            args.append(f"{name}.reshape(-1)[0]" if pat == "s" and v.shape != () else name)
+        lines, outs, names = [], [], []
+        for k, o in enumerate(e.outputs):
+            if k in r.inplace:
+                names.append(args[r.inplace[k]])
+                continue
+            n = f"{self.em.name(o)}"
+            lines.append(f"    {n} = {self._alloc(o)}")
+            outs.append(n)
+            names.append(n)
+        call = f"    {kname}({r.size}, {r.last}, {', '.join(args + outs)})"
+        assigns = [f"    {self.em.name(o)} = {n}" for o, n in zip(e.outputs, names)
+                   if self.em.name(o) != n]
+        return "\n".join(lines + [call] + assigns)
+
+
+_kernel_cache: dict = {}
+
+
+def _kernel(source: str):
+    k = _kernel_cache.get(source)
+    if k is None:
+        ns: dict = {}
+        exec(compile(source, "<taiji native kernel>", "exec"), ns)  # noqa: S102 - our source
+        k = _kernel_cache[source] = ns["kernel"]
+    return k
+
+
+def _numba_type(v, seen):
+    """The numba type of value ``v`` as the segment receives it (``seen``: the value at the
+    first run, for graph inputs)."""
+    import numba
+    from numba.core import types
+    if seen is not None:
+        return numba.typeof(seen)
+    d = numba.from_dtype(np.dtype(v.dtype.np))
+    return d if v.shape == () else types.Array(d, len(v.shape), "C")
+
+
+# ---------------------------------------------------------------- the program
+
+class NativeProgram:
+    """A compiled program's Python function, replaced by its native build once that is
+    compiled. ``attach`` installs it as the program (``entry.fn``)."""
+
+    def __init__(self, entry, g: Graph):
+        self.entry, self.graph = entry, g
+        self.python = entry.fn
+        self.runs = 0
+        self.source: str | None = None  # the mixed program, once built
+        self.error: str | None = None   # why it (or a segment of it) was not built
+
+    def __call__(self, *args):
+        self.runs += 1
+        if self.runs == 2:  # a program run once is not worth a native compile
+            self.entry.fn = self.python
+            seen = args
+            _background.submit(lambda: self._build(seen))
+        return self.python(*args)
+
+    def _build(self, seen) -> None:
+        errors: list = []
+        try:
+            fn, src = build(self.graph, self.graph.plan, seen, errors)
+        except Exception as exc:  # noqa: BLE001 - any failure leaves the Python program
+            errors.append(f"{type(exc).__name__}: {exc}")
+            fn = None
+        self.error = "; ".join(errors) or None
+        if fn is not None:
+            self.source = src
+            self.entry.fn = fn
+
+
+def attach(entry) -> None:
+    """Let ``entry`` (a CPU program) switch to a native build after its first runs."""
+    if not enabled or not _numba_ok() or not blas():
+        return
+    if not segments(entry.graph, blas()):
+        return
+    entry.fn = entry.native = NativeProgram(entry, entry.graph)
+
+
+def _numba_ok() -> bool:
+    from taiji.compiler.fusion import _numba_available, enabled as fusion_on
+    return fusion_on and _numba_available()
+
+
+def build(g: Graph, plan: dict, seen: tuple,
+          errors: list | None = None) -> tuple[Callable | None, str]:
+    """The mixed program for ``g``: native segments and Python calls between them
+    (``errors`` collects why a segment could not compile, if one could not)."""
+    errors = [] if errors is None else errors
+    from numba import njit
+    be = blas()
+    runs = segments(g, be)
+    if not runs:
+        return None, ""
+    em = codegen.Emitter()
+    args = [em.name(v) for v in g.inputs]
+    first_seen = {id(v): a for v, a in zip(g.inputs, seen)}
+    later = {}  # var id -> last equation index using it (graph outputs: len)
+    for i, e in enumerate(g.eqns):
+        for v in e.inputs:
+            if isinstance(v, Var):
+                later[id(v)] = i
+    for v in g.outputs:
+        if isinstance(v, Var):
+            later[id(v)] = len(g.eqns)
+    body = em.lines
+    seg_at = {lo: hi for lo, hi in runs}
+    i, nseg = 0, 0
+    while i < len(g.eqns):
+        hi = seg_at.get(i)
+        if hi is None:
+            e = g.eqns[i]
+            _emit_python(em, g, plan, e, args)
+            i += 1
+            continue
+        use = {vid for vid, last in later.items() if last >= hi}
+        seg = _Segment(g, i, hi, em, plan, use)
+        fname = f"_seg{nseg}"
+        src = seg.source(fname)
+        sig_args = []
+        call_args = []
+        for v in seg.inputs:
+            n = em.name(v)
+            sample = first_seen.get(id(v))
+            if v.shape == ():
+                call_args.append(em.names.get(("s", id(v))) or f"{n}[()]")
+                sample = None if sample is None else np.asarray(sample)[()]
+            else:
+                call_args.append(n)
+            sig_args.append(_numba_type(v, sample))
+        for bname, barr in seg.buffers:
+            call_args.append(em.const(barr, "_b"))
+            sig_args.append(_numba_type(None, barr))
+        ns = dict(seg.ns)
+        exec(compile(src, f"<taiji native {fname}>", "exec"), ns)  # noqa: S102 - our source
+        py = ns[fname]
+        try:
+            native = njit(tuple(sig_args), error_model="numpy", fastmath=False)(py)
+        except Exception as exc:  # noqa: BLE001 - this run stays Python
+            errors.append(f"{fname} (equations {i}-{hi - 1}) stays Python: "
+                          f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+            for e in g.eqns[i:hi]:
+                _emit_python(em, g, plan, e, args)
+            i = hi
+            continue
+        fallback = _python_segment(g, i, hi, seg, plan)
+        nat, fb = em.const(native, "_n"), em.const(fallback, "_py")
+        outs = [em.name(v) for v in seg.outputs]
+        lhs = ", ".join(outs) + ","
+        body.append("    try:")
+        body.append(f"        {lhs} = {nat}({', '.join(call_args)})")
+        body.append("    except TypeError:  # arguments of other types: the Python code")
+        body.append(f"        {lhs} = {fb}({', '.join(call_args[:len(seg.inputs)])})")
+        for v in seg.outputs:
+            if v.shape == ():  # numba returns Python numbers: back to NumPy scalars
+                n = em.name(v)
+                body.append(f"    {n} = {em.const(np.dtype(v.dtype.np).type, '_t')}({n})")
+                em.names[("s", id(v))] = n
+        i = hi
+        nseg += 1
+    if nseg == 0:
+        return None, ""
+    rets = [em.name(v) for v in g.outputs]
+    src = "\n".join([f"def compiled({', '.join(args)}):"] + body + [
+        f"    return ({', '.join(rets)}{',' if len(rets) == 1 else ''})"])
+    ns = em.ns
+    exec(compile(src, "<taiji.jit native>", "exec"), ns)  # noqa: S102 - our source
+    return ns["compiled"], src
+
+
+def _emit_python(em, g, plan, e, args) -> None:
+    """One equation as the Python tier spells it (the same rules as codegen.generate)."""
+    outs = [em.name(o) for o in e.outputs]
+    buf = None
+    if e.prim.name == "fused":
+        buf = []
+        for o in e.outputs:
+            b = plan.get(id(o))
+            if isinstance(b, tuple):
+                buf.append(("arg", g.inputs[b[1]]))
+            else:
+                buf.append(None if b is None else em.const(b, "_b"))
+    elif len(e.outputs) == 1 and e.prim.name in codegen.OUT_CAPABLE:
+        b = plan.get(id(e.outputs[0]))
+        if isinstance(b, tuple):
+            buf = args[b[1]]
+        elif b is not None:
+            buf = em.const(b, "_b")
+    rhs = codegen.emit_eqn(em, e, buf)
+    lhs = ", ".join(outs) + ("," if e.prim.multiple_results and len(outs) == 1 else "")
+    em.lines.append(f"    {lhs} = {rhs}")
+
+
+def _python_segment(g: Graph, lo: int, hi: int, seg: _Segment, plan: dict) -> Callable:
+    """The segment's equations as Python code, for calls whose types the native build was
+    not compiled for (inputs as the native segment takes them: 0-d values as scalars)."""
+    em = codegen.Emitter()
+    names = [em.name(v) for v in seg.inputs]
+    for v in seg.inputs:
+        if v.shape == ():
+            em.names[("s", id(v))] = em.name(v)
+    for e in g.eqns[lo:hi]:
+        _emit_python(em, g, plan, e, [em.name(v) for v in g.inputs])
+    rets = [em.name(v) for v in seg.outputs]
+    src = "\n".join([f"def segment({', '.join(names)}):"] + em.lines + [
+        f"    return ({', '.join(rets)}{',' if len(rets) == 1 else ''})"])
+    exec(compile(src, "<taiji native fallback>", "exec"), em.ns)  # noqa: S102 - our source
+    return em.ns["segment"]

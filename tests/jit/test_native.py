@@ -1,0 +1,133 @@
+"""The native tier (taiji/compiler/native.py): runs of equations as one numba function each,
+bit for bit what the Python program computes, with the Python code for anything else."""
+import re
+
+import numpy as np
+import pytest
+
+import taiji
+from taiji import nn, optim
+from taiji.compiler import fusion, native
+
+pytestmark = pytest.mark.skipif(not fusion._numba_available() or not native.blas(),
+                                reason="needs numba and NumPy's OpenBLAS")
+
+
+@pytest.fixture
+def tiers(kernels, monkeypatch):
+    """Kernels on, and the native tier on (it follows the kernel switch)."""
+    monkeypatch.setattr(native, "enabled", True)
+    yield native
+
+
+def _mlp_run(seed=0, steps=6, batch=32, use_native=True):
+    taiji.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(20, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(),
+                          nn.Linear(16, 5))
+    opt = optim.Adam(model.parameters(), lr=1e-2)
+
+    @taiji.jit
+    def step(x, y):
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    rng = np.random.default_rng(seed)
+    xs = rng.standard_normal((steps, batch, 20)).astype(np.float32)
+    ys = rng.integers(0, 5, (steps, batch))
+    native.enabled = use_native
+    losses = []
+    for i in range(steps):
+        losses.append(step(taiji.tensor(xs[i]), taiji.tensor(ys[i])).item())
+        if i == 2:
+            fusion.wait_for_kernels(120)  # the native build is asked for at the 2nd run
+    lowered = step.lower(taiji.tensor(xs[0]), taiji.tensor(ys[0]))
+    return losses, [p.detach().numpy().copy() for p in model.parameters()], lowered
+
+
+def test_training_step_is_bitwise_equal_to_the_python_program(tiers):
+    ref_losses, ref_params, ref_low = _mlp_run(use_native=False)
+    assert ref_low.native_source is None
+    losses, params, low = _mlp_run(use_native=True)
+    src = low.native_source
+    assert src is not None, low._c.native.error
+    assert len(re.findall(r"= _n\d", src)) == 2  # forward; backward and update
+    assert "_f" in src           # the cross-entropy between them stays a Python call
+    assert losses == ref_losses
+    for a, b in zip(params, ref_params):
+        assert np.array_equal(a, b)
+
+
+def test_the_segments_cut_at_equations_without_a_native_spelling(tiers):
+    def f(x, w):
+        h = taiji.relu(x @ w + 1.0) * 2.0 - 0.5   # native: products, fused regions
+        h = taiji.relu(h @ w) - h
+        e = h.exp()                                 # exp: NumPy's bits, a Python call
+        return (e @ w.T).sum(0) * 3.0 + h.sum(0)    # native again
+
+    jf = taiji.jit(f)
+    rng = np.random.default_rng(1)
+    x = taiji.tensor(rng.standard_normal((8, 6)).astype(np.float32))
+    w = taiji.tensor(rng.standard_normal((6, 6)).astype(np.float32) * 0.3)
+    first = jf(x, w).numpy().copy()
+    jf(x, w)
+    fusion.wait_for_kernels(120)
+    src = jf.lower(x, w).native_source
+    assert src is not None and "_np.exp" in src
+    assert len(re.findall(r"= _n\d", src)) == 2
+    out = jf(x, w).numpy()
+    assert np.array_equal(out, first)
+    np.testing.assert_allclose(out, f(x, w).numpy(), rtol=1e-5)
+
+
+def test_arguments_of_other_types_take_the_python_code(tiers):
+    def f(x, w):
+        h = taiji.relu(x @ w)
+        return taiji.relu(h @ w.T) * 2.0 @ w + h * 0.5 - 1.0
+
+    jf = taiji.jit(f)
+    rng = np.random.default_rng(2)
+    xa = rng.standard_normal((5, 4)).astype(np.float32)
+    w = taiji.tensor(rng.standard_normal((4, 3)).astype(np.float32))
+    jf(taiji.tensor(xa), w)
+    jf(taiji.tensor(xa), w)
+    fusion.wait_for_kernels(120)
+    assert jf.lower(taiji.tensor(xa), w).native_source is not None
+    ro = xa.copy()
+    ro.flags.writeable = False  # a read-only array: a type the native build was not made for
+    out = jf(taiji.from_numpy(ro), w).numpy()
+    assert np.array_equal(out, jf(taiji.tensor(xa), w).numpy())
+    np.testing.assert_allclose(out, f(taiji.tensor(xa), w).numpy(), rtol=1e-5)
+
+
+def test_a_program_run_once_is_not_built(tiers):
+    jf = taiji.jit(lambda x, w: (taiji.relu(x @ w) @ w.T + 1.0) * 2.0 - 1.0)
+    x, w = taiji.ones(4, 4), taiji.ones(4, 4)
+    jf(x, w)
+    fusion.wait_for_kernels(120)
+    low = jf.lower(x, w)
+    assert low._c.native is not None and low.native_source is None
+
+
+def test_the_blas_entry_points_agree_with_numpy():
+    rng = np.random.default_rng(4)
+    gemm = native.helpers()["_gemm_float32"]
+    a = rng.standard_normal((7, 9)).astype(np.float32)
+    b = rng.standard_normal((9, 5)).astype(np.float32)
+    for ta, tb, x, y in ((0, 0, a, b), (1, 0, a.T.copy(), b), (0, 1, a, b.T.copy()),
+                         (1, 1, a.T.copy(), b.T.copy())):
+        c = np.empty((7, 5), np.float32)
+        gemm(x, y, ta, tb, c)
+        assert np.array_equal(c, np.matmul(x.swapaxes(-1, -2) if ta else x,
+                                           y.swapaxes(-1, -2) if tb else y))
+
+
+def test_native_switched_off(monkeypatch, kernels):
+    monkeypatch.setattr(native, "enabled", False)
+    jf = taiji.jit(lambda x, w: (taiji.relu(x @ w) @ w.T + 1.0) * 2.0 - 1.0)
+    x, w = taiji.ones(4, 4), taiji.ones(4, 4)
+    jf(x, w)
+    jf(x, w)
+    assert jf.lower(x, w)._c.native is None
