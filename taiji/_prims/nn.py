@@ -81,6 +81,10 @@ softmax_xent = Primitive("softmax_cross_entropy")
 softmax_xent_grad = Primitive("softmax_cross_entropy_grad")
 
 
+XENT_OUT_OF_BOUNDS = ("cross_entropy: a target is out of bounds (expected class indices in "
+                      "[0, C) or ignore_index)")
+
+
 class _XentParts:
     """What the loss and its gradient share: shifted logits ``z``, ``e = exp(z)``, row sums
     ``s``, and which rows count. The same arithmetic serves the loss, the gradient and the
@@ -111,6 +115,11 @@ class _XentParts:
         valid = labels != ignore_index
         self.all_valid = bool(valid.all()) if host else False
         safe = labels if self.all_valid else xp.where(valid, labels, 0)
+        if host and n:  # (a device check would wait for the device: PyTorch's asserts there)
+            lo, hi = int(safe.min()), int(safe.max())
+            if lo < 0 or hi >= c:
+                raise IndexError(f"{XENT_OUT_OF_BOUNDS}: got {lo if lo < 0 else hi} with C = "
+                                 f"{c} classes and ignore_index = {ignore_index}")
         self.z, self.e, self.s, self.valid, self.safe = z, e, s, valid, safe
         self.count = n if self.all_valid else int(valid.sum()) if host else \
             valid.sum(dtype=logits.dtype)

@@ -273,9 +273,10 @@ def _flat_rebuild(traced):
 
 class _Fast:
     """What every run of one compiled program re-reads, gathered once (a training loop pays
-    for guards and delivery on each step)."""
+    for guards and delivery on each step): the guard check and the delivery of a CPU
+    program's outputs as straight-line code over its captured tensors, generated once."""
 
-    __slots__ = ("guards", "mutated", "grads", "single")
+    __slots__ = ("guards", "mutated", "grads", "single", "check", "finish")
 
     def __init__(self, res: TraceResult):
         from taiji import _tree
@@ -287,6 +288,48 @@ class _Fast:
         mark = object()  # does the user's output tree hold exactly one tensor, bare?
         self.single = res.out_static == [None] and \
             _tree.tree_unflatten(res.out_tree, [mark]) is mark
+        self.check = self._gen_check()
+        self.finish = self._gen_finish(res) if self.single else None
+
+    def _gen_check(self) -> Callable:
+        """``check()``: whether the captured tensors still match the trace (payload type,
+        shape, dtype; ``.grad`` presence where the function read it)."""
+        ns: dict = {}
+        lines = ["def check():"]
+        for k, (t, shape, dtype, ptype, grad_seen, grad_none) in enumerate(self.guards):
+            ns[f"t{k}"], ns[f"s{k}"], ns[f"d{k}"], ns[f"p{k}"] = t, shape, dtype, ptype
+            lines.append(f"    a = t{k}._data")
+            lines.append(f"    if type(a) is not p{k} or a.shape != s{k} or "
+                         f"(a.dtype is not d{k} and a.dtype != d{k}):")
+            lines.append("        return False")
+            if grad_seen:
+                lines.append(f"    if t{k}._grad is {'not ' if grad_none else ''}None:")
+                lines.append("        return False")
+        lines.append("    return True")
+        exec(compile("\n".join(lines), "<taiji jit guards>", "exec"), ns)  # noqa: S102
+        return ns["check"]
+
+    def _gen_finish(self, res: TraceResult) -> Callable:
+        """``finish(outs)``: _deliver with _as_payload and _write_array, unrolled (outputs
+        computed in place, the common case for optimizer state, cost one version bump)."""
+        ns: dict = {"write": _write_array, "wrap": _as_payload}
+        lines = ["def finish(o):"]
+        k = res.n_user_outputs
+        for i, t in enumerate(self.mutated):
+            ns[f"m{i}"] = t
+            lines += [f"    n = o[{k}]", f"    if n is m{i}._data:",
+                      f"        m{i}._version += 1", "    else:", f"        write(m{i}, n)"]
+            k += 1
+        for i, (t, kind) in enumerate(self.grads):
+            ns[f"g{i}"] = t
+            if kind == "none":
+                lines.append(f"    g{i}._grad = None")
+            else:
+                lines.append(f"    g{i}._grad = wrap(o[{k}])")
+                k += 1
+        lines.append("    return wrap(o[0])")
+        exec(compile("\n".join(lines), "<taiji jit delivery>", "exec"), ns)  # noqa: S102
+        return ns["finish"]
 
 
 def _fast(res: TraceResult) -> _Fast:
@@ -297,14 +340,7 @@ def _fast(res: TraceResult) -> _Fast:
 
 
 def _guards_hold(res: TraceResult) -> bool:
-    for t, shape, dtype, ptype, grad_seen, grad_none in _fast(res).guards:
-        p = t._data
-        if type(p) is not ptype or p.shape != shape or (p.dtype is not dtype and
-                                                         p.dtype != dtype):
-            return False  # (a new payload type: moved to another device, recompile)
-        if grad_seen and (t._grad is None) != grad_none:
-            return False
-    return True
+    return _fast(res).check()
 
 
 def _deliver(res: TraceResult, outs, wrap: Callable, write: Callable):
@@ -355,6 +391,9 @@ def _as_payload(a):
 
 def _finish(res: TraceResult, outs):
     """Deliver a compiled run's raw arrays."""
+    fin = _fast(res).finish
+    if fin is not None:
+        return fin(outs)
     return _deliver(res, outs, _as_payload, _write_array)
 
 

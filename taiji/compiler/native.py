@@ -27,7 +27,7 @@ import numpy as np
 
 from taiji import _background, _dtypes as dt
 from taiji._core.ir import Graph, Literal, Var
-from taiji.compiler import codegen
+from taiji.compiler import codegen, native_xent
 
 enabled = os.environ.get("TAIJI_NATIVE", "1") != "0"
 MIN_SEGMENT = 3  # shorter runs save less than a numba call costs (~2-3 us)
@@ -165,6 +165,8 @@ def native_ok(e, nonc: set, be_dtypes: dict) -> bool:
     C-contiguous)."""
     p = e.prim.name
     outs, ins = e.outputs, e.inputs
+    if p in native_xent.HELPERS:
+        return True
     if any(v.dtype not in NATIVE_DTYPES for v in list(ins) + list(outs)):
         return False
     if any(isinstance(v, Literal) and v.shape != () for v in ins):
@@ -210,14 +212,18 @@ def segments(g: Graph, be_dtypes: dict) -> list[tuple[int, int]]:
         if e.prim.name in codegen.VIEW_PRIMS and e.prim.name not in C_VIEWS:
             nonc.update(id(o) for o in e.outputs)
     runs, start = [], None
+
+    def keep(lo, hi):  # (a cross-entropy helper has no other spelling worth having)
+        return hi - lo >= MIN_SEGMENT or any(
+            x.prim.name in native_xent.HELPERS for x in g.eqns[lo:hi])
     for i, e in enumerate(g.eqns):
         if native_ok(e, nonc, be_dtypes):
             start = i if start is None else start
             continue
-        if start is not None and i - start >= MIN_SEGMENT:
+        if start is not None and keep(start, i):
             runs.append((start, i))
         start = None
-    if start is not None and len(g.eqns) - start >= MIN_SEGMENT:
+    if start is not None and keep(start, len(g.eqns)):
         runs.append((start, len(g.eqns)))
     return runs
 
@@ -243,7 +249,7 @@ class _Segment:
         self.inputs = used
         self.outputs = [o for e in self.eqns for o in e.outputs if id(o) in later_use]
         self.em, self.plan, self.g = em, plan, g
-        self.ns: dict = {"np": np, **helpers()}
+        self.ns: dict = {"np": np, **helpers(), **native_xent.namespace()}
         self.buffers: list = []  # (name in the segment, array)
         self._bufnames: dict = {}
         self.lines: list[str] = []
@@ -287,6 +293,8 @@ class _Segment:
             return f"    {out} = {fn}({ins[0]}, {ins[1]}, {ta}, {tb}, {self._alloc(o)})"
         if p == "fused":
             return self._emit_fused(e, ins)
+        if p in native_xent.HELPERS:
+            return native_xent.emit(e, ins, [self.em.name(v) for v in e.outputs])
         if o.shape == ():
             if p in codegen.SCALAR_BINOPS:
                 return f"    {out} = {ins[0]} {codegen.SCALAR_BINOPS[p]} {ins[1]}"
@@ -420,6 +428,7 @@ def build(g: Graph, plan: dict, seen: tuple,
     errors = [] if errors is None else errors
     from numba import njit
     be = blas()
+    g = native_xent.decompose(g)
     runs = segments(g, be)
     if not runs:
         return None, ""

@@ -53,8 +53,10 @@ def test_training_step_is_bitwise_equal_to_the_python_program(tiers):
     losses, params, low = _mlp_run(use_native=True)
     src = low.native_source
     assert src is not None, low._c.native.error
-    assert len(re.findall(r"= _n\d", src)) == 2  # forward; backward and update
-    assert "_f" in src           # the cross-entropy between them stays a Python call
+    # forward; the row sums of exp; the loss, backward and update: native. NumPy's exp and log
+    # between them (their last bits are NumPy's own)
+    assert len(re.findall(r"= _n\d+\(", src)) == 3
+    assert "_np.exp(" in src and "_np.log(" in src
     assert losses == ref_losses
     for a, b in zip(params, ref_params):
         assert np.array_equal(a, b)
@@ -76,7 +78,7 @@ def test_the_segments_cut_at_equations_without_a_native_spelling(tiers):
     fusion.wait_for_kernels(120)
     src = jf.lower(x, w).native_source
     assert src is not None and "_np.exp" in src
-    assert len(re.findall(r"= _n\d", src)) == 2
+    assert len(re.findall(r"= _n\d+\(", src)) == 2
     out = jf(x, w).numpy()
     assert np.array_equal(out, first)
     np.testing.assert_allclose(out, f(x, w).numpy(), rtol=1e-5)
@@ -131,3 +133,55 @@ def test_native_switched_off(monkeypatch, kernels):
     jf(x, w)
     jf(x, w)
     assert jf.lower(x, w)._c.native is None
+
+
+@pytest.mark.parametrize("n,c", [(1, 1), (5, 3), (64, 10), (127, 32), (128, 10), (300, 33),
+                                 (512, 100), (20000, 10)])
+def test_native_cross_entropy_is_bitwise_the_primitive(n, c):
+    from taiji._prims.nn import softmax_xent_with_grad
+    from taiji.compiler import native_xent as X
+    k = X.kernels()
+    rng = np.random.default_rng(n * 1000 + c)
+    for dtype in (np.float32, np.float64):
+        for red in ("mean", "sum", "none"):
+            for ignored in (False, True):
+                x = (rng.standard_normal((n, c)) * 3).astype(dtype)
+                y = rng.integers(0, c, n)
+                if ignored:
+                    y[::3] = -100
+                g = dtype(0.7) if red != "none" else rng.random(n).astype(dtype)
+                with np.errstate(all="ignore"):
+                    ref_l, ref_d = softmax_xent_with_grad.impl(
+                        np, x, y, np.asarray(g), ignore_index=-100, reduction=red)
+                    z = k["xent_shift"](x)
+                    e = np.exp(z)
+                    s = k["xent_rowsum"](e)
+                    loss, d = X._finish_py(z, e, s, np.log(s), y, g, -100, X.MODES[red])
+                assert np.array_equal(np.asarray(loss), np.asarray(ref_l), equal_nan=True)
+                assert np.array_equal(d, ref_d, equal_nan=True)
+
+
+def test_cross_entropy_targets_out_of_bounds_raise_in_every_tier(tiers):
+    from taiji._prims.nn import XENT_OUT_OF_BOUNDS
+    model = nn.Linear(4, 3)
+    opt = optim.SGD(model.parameters(), lr=0.1)
+
+    def step(x, y):
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+    x = taiji.randn(6, 4)
+    good, bad = taiji.tensor([0, 1, 2, 0, 1, 2]), taiji.tensor([0, 1, 3, 0, 1, 2])
+    with pytest.raises(IndexError, match=r"out of bounds.*got 3 with C = 3"):
+        step(x, bad)  # eager
+    jstep = taiji.jit(step)
+    for _ in range(3):
+        jstep(x, good)
+    fusion.wait_for_kernels(120)
+    assert jstep.lower(x, good).native_source is not None
+    before = model.weight.detach().numpy().copy()
+    with pytest.raises(IndexError, match=re.escape(XENT_OUT_OF_BOUNDS)):
+        jstep(x, bad)  # the native build
+    assert np.array_equal(model.weight.detach().numpy(), before)  # nothing was updated
