@@ -210,7 +210,7 @@ class JitFunction:
         state = frozenset(range(n_user, n_user + len(res.mutated)))
         n_args = len(tensors)
         inplace = {n_user + k: n_args + i for k, i in enumerate(res.mutated)}
-        g = P.plan_memory(g, state, inplace)
+        g = P.plan_memory(g, state, inplace, over_dying=be is None)
         fn, src = compile_graph(g, g.plan) if be is None else compile_device(g, res, n_args, be)
         dt_ = time.perf_counter() - t0
         reason = self._reason or (describe_change(self._last_key, key) if key is not None else

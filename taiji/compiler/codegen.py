@@ -157,6 +157,8 @@ def generate(g: Graph, plan: dict | None = None, xp=np) -> tuple[str, dict]:
     args = [em.name(v) for v in g.inputs]
     body = em.lines
     plan = plan or {}
+    from taiji.compiler.passes import inplace_target
+
     def buffer(v):
         b = plan.get(id(v))
         if b is None:
@@ -173,7 +175,7 @@ def generate(g: Graph, plan: dict | None = None, xp=np) -> tuple[str, dict]:
             for o in e.outputs:
                 b = plan.get(id(o))
                 if isinstance(b, tuple):
-                    buf.append(("arg", g.inputs[b[1]]))
+                    buf.append(("arg", inplace_target(g, b)))
                 else:
                     buf.append(buffer(o))
         elif len(e.outputs) == 1 and e.prim.name in OUT_CAPABLE:

@@ -28,6 +28,7 @@ import numpy as np
 from taiji import _background, _dtypes as dt
 from taiji._core.ir import Graph, Literal, Var
 from taiji.compiler import codegen, native_xent
+from taiji.compiler.passes import inplace_target
 
 enabled = os.environ.get("TAIJI_NATIVE", "1") != "0"
 MIN_SEGMENT = 3  # shorter runs save less than a numba call costs (~2-3 us)
@@ -326,8 +327,8 @@ class _Segment:
         pairs = []
         for k, o in enumerate(e.outputs):
             b = self.plan.get(id(o))
-            if isinstance(b, tuple):  # ("arg", k): over graph input k, an input here
-                pairs.append((k, e.inputs.index(self.g.inputs[b[1]])))
+            if isinstance(b, tuple):  # over one of its inputs (passes.plan_memory)
+                pairs.append((k, e.inputs.index(inplace_target(self.g, b))))
         r = region.with_inplace(tuple(pairs))
         kname = f"_kern{len(self.ns)}"
         self.ns[kname] = _kernel(kernel_source(r.graph, r.patterns, r.inplace, r.colsum,
@@ -517,7 +518,7 @@ def _emit_python(em, g, plan, e, args) -> None:
         for o in e.outputs:
             b = plan.get(id(o))
             if isinstance(b, tuple):
-                buf.append(("arg", g.inputs[b[1]]))
+                buf.append(("arg", inplace_target(g, b)))
             else:
                 buf.append(None if b is None else em.const(b, "_b"))
     elif len(e.outputs) == 1 and e.prim.name in codegen.OUT_CAPABLE:

@@ -193,7 +193,7 @@ def simplify(g: Graph) -> Graph:
 
 
 def plan_memory(g: Graph, reusable_outputs: frozenset = frozenset(),
-                inplace: dict | None = None) -> Graph:
+                inplace: dict | None = None, over_dying: bool = False) -> Graph:
     """Give intermediate results preallocated buffers, reusing a buffer once every value
     stored in it (and every view of it) is dead.
 
@@ -202,7 +202,10 @@ def plan_memory(g: Graph, reusable_outputs: frozenset = frozenset(),
     ``inplace`` maps an output index to a graph-input index whose storage may hold that
     output (an optimizer writing the new weights over the old ones): it is used when the
     input is dead by the time the output is computed elementwise, and saves the copy back.
-    The plan maps a var id to an array, or to ``("arg", k)`` for graph input k's storage.
+    With ``over_dying``, a fused region also writes an output over an input whose buffer
+    dies at that region (a bias + ReLU over the product it reads): one buffer less to pull
+    through the cache. The plan maps a var id to an array, to ``("arg", k)`` for graph input
+    k's storage, or to ``("in", var)`` for the storage of input ``var`` of its equation.
     """
     from taiji.compiler.codegen import OUT_CAPABLE, VIEW_PRIMS
     inplace = inplace or {}
@@ -243,12 +246,21 @@ def plan_memory(g: Graph, reusable_outputs: frozenset = frozenset(),
             continue
         if len(e.outputs) != 1 and e.prim.name != "fused":
             continue
+        taken = set()
         for k, o in enumerate(e.outputs):
             if id(o) in escaping or not o.shape:
                 continue
             ii = want_inplace.get(id(o))
             if ii is not None and _inplace_ok(e, g.inputs[ii], last.get(id(g.inputs[ii]), -1), i):
                 plan[id(o)] = ("arg", ii)
+                n_inplace += 1
+                continue
+            v = _dying_input(e, o, i, plan, last, base, escaping, taken) if over_dying else None
+            if v is not None:  # the buffer now holds o, and lives as long as o does
+                plan[id(o)] = ("in", v)
+                taken.add(id(v))
+                live = [(id(o), bk, arr) if b == id(v) else (b, bk, arr)
+                        for (b, bk, arr) in live]
                 n_inplace += 1
                 continue
             key = (o.shape, o.dtype.np)
@@ -263,6 +275,25 @@ def plan_memory(g: Graph, reusable_outputs: frozenset = frozenset(),
                                          f"{n_inplace} in place)")
     out.plan = plan
     return out
+
+
+def _dying_input(e: Eqn, o: Var, i: int, plan: dict, last: dict, base, escaping,
+                 taken: set):
+    """An input of fused eqn ``e`` (index ``i``) that ``o`` may overwrite: a planned buffer of
+    o's shape and dtype, not a view, read by nothing after ``e``, not handed to the caller."""
+    if e.prim.name != "fused":
+        return None
+    for v in e.inputs:
+        if (isinstance(v, Var) and id(v) not in taken and base(v) == id(v)
+                and type(plan.get(id(v))) is np.ndarray and last.get(id(v)) == i
+                and id(v) not in escaping and v.aval == o.aval and _inplace_ok(e, v, i, i)):
+            return v
+    return None
+
+
+def inplace_target(g: Graph, b: tuple) -> Var:
+    """The input a plan entry ``("arg", k)`` or ``("in", var)`` writes over."""
+    return b[1] if b[0] == "in" else g.inputs[b[1]]
 
 
 def _inplace_ok(e: Eqn, iv: Var, last_use: int, i: int) -> bool:

@@ -260,3 +260,26 @@ def test_merged_xent_jvp_and_vmap_agree_with_the_separate_primitives():
     _, tb = taiji.jvp(lambda z: separate(z, y[0]), (z[0],), (t[0],))
     for a, b in zip(ta, tb):
         np.testing.assert_allclose(a.numpy(), b.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_plan_writes_a_region_over_the_product_it_reads_when_that_dies():
+    def f(x, w, b):
+        return (taiji.relu(x @ w + b) * 2.0 - 1.0) @ w.T
+
+    rng = np.random.default_rng(5)
+    x, w, b = (taiji.tensor(rng.standard_normal(s).astype(np.float32))
+               for s in ((6, 5), (5, 4), (4,)))
+    jf = taiji.jit(f)
+    g = jf.lower(x, w, b).graph
+    over = [b_ for b_ in g.plan.values() if isinstance(b_, tuple) and b_[0] == "in"]
+    assert len(over) == 1 and over[0][1] is g.eqns[0].outputs[0]  # the product's buffer
+    for _ in range(2):  # (the second run reuses the buffers)
+        np.testing.assert_array_equal(jf(x, w, b).numpy(), f(x, w, b).numpy())
+    # a product read again later keeps its own buffer
+    def h(x, w, b):
+        return (taiji.relu(x @ w + b) @ w.T) * (x @ w).sum()
+
+    jg = taiji.jit(h)
+    g2 = jg.lower(x, w, b).graph
+    assert not [b_ for b_ in g2.plan.values() if isinstance(b_, tuple) and b_[0] == "in"]
+    np.testing.assert_allclose(jg(x, w, b).numpy(), h(x, w, b).numpy(), rtol=1e-5)
