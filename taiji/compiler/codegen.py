@@ -150,13 +150,9 @@ def emit_eqn(em: Emitter, e, out_buf: str | None) -> str:
     return f"{fn}(_np, {', '.join(ins)})"
 
 
-def generate(g: Graph, plan: dict | None = None, xp=np) -> tuple[str, dict]:
-    """Python source and namespace for ``g`` (``plan``: var id -> preallocated buffer)."""
-    em = Emitter()
-    em.ns["_np"] = xp
-    args = [em.name(v) for v in g.inputs]
-    body = em.lines
-    plan = plan or {}
+def emit_line(em: Emitter, g: Graph, plan: dict, e, args: list) -> str:
+    """Equation ``e`` of ``g`` as one line of the program, with the buffers ``plan`` gives
+    its outputs (``args``: the names of g's inputs, which some outputs write over)."""
     from taiji.compiler.passes import inplace_target
 
     def buffer(v):
@@ -166,26 +162,32 @@ def generate(g: Graph, plan: dict | None = None, xp=np) -> tuple[str, dict]:
         if isinstance(b, tuple):  # ("arg", k): write over graph input k
             return args[b[1]]
         return em.const(b, "_b")
+    outs = [em.name(o) for o in e.outputs]
+    buf = None
+    if e.prim.name == "fused":
+        # per output: a buffer name, ("arg", input var) to write over an input, or None
+        buf = []
+        for o in e.outputs:
+            b = plan.get(id(o))
+            buf.append(("arg", inplace_target(g, b)) if isinstance(b, tuple) else buffer(o))
+    elif len(e.outputs) == 1 and e.prim.name in OUT_CAPABLE:
+        buf = buffer(e.outputs[0])
+    rhs = emit_eqn(em, e, buf)
+    lhs = ", ".join(outs) + ("," if e.prim.multiple_results and len(outs) == 1 else "")
+    shapes = ", ".join(o.aval.str_short() for o in e.outputs)
+    return f"    {lhs} = {rhs}  # {shapes}"
+
+
+def generate(g: Graph, plan: dict | None = None, xp=np) -> tuple[str, dict]:
+    """Python source and namespace for ``g`` (``plan``: var id -> preallocated buffer)."""
+    em = Emitter()
+    em.ns["_np"] = xp
+    args = [em.name(v) for v in g.inputs]
+    plan = plan or {}
     for e in g.eqns:
-        outs = [em.name(o) for o in e.outputs]
-        buf = None
-        if e.prim.name == "fused":
-            # per output: a buffer name, ("arg", input var) to write over an input, or None
-            buf = []
-            for o in e.outputs:
-                b = plan.get(id(o))
-                if isinstance(b, tuple):
-                    buf.append(("arg", inplace_target(g, b)))
-                else:
-                    buf.append(buffer(o))
-        elif len(e.outputs) == 1 and e.prim.name in OUT_CAPABLE:
-            buf = buffer(e.outputs[0])
-        rhs = emit_eqn(em, e, buf)
-        lhs = ", ".join(outs) + ("," if e.prim.multiple_results and len(outs) == 1 else "")
-        shapes = ", ".join(o.aval.str_short() for o in e.outputs)
-        body.append(f"    {lhs} = {rhs}  # {shapes}")
+        em.lines.append(emit_line(em, g, plan, e, args))
     rets = [em.name(v) for v in g.outputs]
-    src = [f"def compiled({', '.join(args)}):"] + body + [
+    src = [f"def compiled({', '.join(args)}):"] + em.lines + [
         f"    return ({', '.join(rets)}{',' if len(rets) == 1 else ''})"]
     return "\n".join(src), em.ns
 

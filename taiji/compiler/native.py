@@ -322,7 +322,7 @@ class _Segment:
         raise AssertionError(p)  # native_ok admits nothing else
 
     def _emit_fused(self, e, ins) -> str:
-        from taiji.compiler.fusion import kernel_source
+        from taiji.compiler.fusion import _load_kernel, kernel_source
         region = e.params["region"]
         pairs = []
         for k, o in enumerate(e.outputs):
@@ -331,8 +331,8 @@ class _Segment:
                 pairs.append((k, e.inputs.index(inplace_target(self.g, b))))
         r = region.with_inplace(tuple(pairs))
         kname = f"_kern{len(self.ns)}"
-        self.ns[kname] = _kernel(kernel_source(r.graph, r.patterns, r.inplace, r.colsum,
-                                               scalar_args=True))
+        self.ns[kname] = _load_kernel(kernel_source(r.graph, r.patterns, r.inplace,
+                                                    r.colsum, scalar_args=True))
         args = []
         for v, name, pat in zip(e.inputs, ins, r.patterns):
             args.append(f"{name}.reshape(-1)[0]" if pat == "s" and v.shape != () else name)
@@ -349,18 +349,6 @@ class _Segment:
         assigns = [f"    {self.em.name(o)} = {n}" for o, n in zip(e.outputs, names)
                    if self.em.name(o) != n]
         return "\n".join(lines + [call] + assigns)
-
-
-_kernel_cache: dict = {}
-
-
-def _kernel(source: str):
-    k = _kernel_cache.get(source)
-    if k is None:
-        ns: dict = {}
-        exec(compile(source, "<taiji native kernel>", "exec"), ns)  # noqa: S102 - our source
-        k = _kernel_cache[source] = ns["kernel"]
-    return k
 
 
 def _numba_type(v, seen):
@@ -510,26 +498,8 @@ def build(g: Graph, plan: dict, seen: tuple,
 
 
 def _emit_python(em, g, plan, e, args) -> None:
-    """One equation as the Python tier spells it (the same rules as codegen.generate)."""
-    outs = [em.name(o) for o in e.outputs]
-    buf = None
-    if e.prim.name == "fused":
-        buf = []
-        for o in e.outputs:
-            b = plan.get(id(o))
-            if isinstance(b, tuple):
-                buf.append(("arg", inplace_target(g, b)))
-            else:
-                buf.append(None if b is None else em.const(b, "_b"))
-    elif len(e.outputs) == 1 and e.prim.name in codegen.OUT_CAPABLE:
-        b = plan.get(id(e.outputs[0]))
-        if isinstance(b, tuple):
-            buf = args[b[1]]
-        elif b is not None:
-            buf = em.const(b, "_b")
-    rhs = codegen.emit_eqn(em, e, buf)
-    lhs = ", ".join(outs) + ("," if e.prim.multiple_results and len(outs) == 1 else "")
-    em.lines.append(f"    {lhs} = {rhs}")
+    """One equation as the Python tier spells it."""
+    em.lines.append(codegen.emit_line(em, g, plan, e, args))
 
 
 def _python_segment(g: Graph, lo: int, hi: int, seg: _Segment, plan: dict) -> Callable:
