@@ -141,7 +141,7 @@ def _make_helpers() -> dict:
     fns = blas()
     out = {}
     for d, fn in fns.items():
-        out[f"_gemm_{d.name}"] = njit(error_model="numpy", inline="always")(
+        out[f"_gemm_{d.name}"] = njit(error_model="numpy")(
             _gemm_factory(fn, d.type(1), d.type(0)))
 
     def colsum(a, o):
