@@ -117,6 +117,7 @@ class JitFunction:
         self._last_key = None
         self._epoch = MODULE_EPOCH[0]
         self._reason: str | None = None  # why the next compile happens, when not the key
+        self._hot = None  # the last plain call f(tensor, ...): its argument spec and program
         self.compile_log: list[tuple[str, float]] = []
 
     def __get__(self, obj, objtype=None):
@@ -129,6 +130,8 @@ class JitFunction:
         """(key, tensors, rebuild) for a call: tensors are the traced leaves."""
         from taiji import _tree
         from taiji._ops import Tensor
+        if not _TENSOR:
+            _TENSOR.append(Tensor)
         if not kwargs and not self.static_argnums and not self.static_argnames and all(
                 type(a) is Tensor and type(a._data) in ARRAY_TYPES for a in args):
             # the common call, f(tensor, ...): the same key as the general path, built
@@ -246,7 +249,29 @@ class JitFunction:
                 self._cache.put(key, variants)
             variants.append(entry)
         self._last_key = key
+        if rebuild is _flat_rebuild and STATE.autocast is None:
+            self._hot = (len(args), tuple((type(a._data), a._data.shape, a._data.dtype,
+                                           a._requires_grad) for a in args),
+                         STATE.grad_enabled, entry)
+        else:
+            self._hot = None
         return entry, tensors
+
+    def _hot_entry(self, args):
+        """The last call's program when this call has the same plain signature (the key
+        ``_split`` would build, checked without building it) and its guards hold."""
+        n, spec, grad, entry = self._hot
+        if (len(args) != n or STATE.grad_enabled != grad or STATE.autocast is not None
+                or MODULE_EPOCH[0] != self._epoch):
+            return None
+        for a, (pt, shape, dtype, rg) in zip(args, spec):
+            if type(a) is not _TENSOR[0]:
+                return None
+            d = a._data
+            if type(d) is not pt or d.shape != shape or d.dtype != dtype or \
+                    a._requires_grad != rg:
+                return None
+        return entry if _guards_hold(entry.result) else None
 
     def lower(self, *args, **kwargs) -> Lowered:
         """Trace and compile for these arguments without running; see ``Lowered``."""
@@ -256,15 +281,21 @@ class JitFunction:
     def __call__(self, *args, **kwargs):
         if STATE.interp is not None:  # inside another trace or transform: inline
             return self.fn(*args, **kwargs)
-        entry, tensors = self._lookup(args, kwargs)
+        entry = None
+        if self._hot is not None and not kwargs:  # a training loop's call: the same as last
+            entry = self._hot_entry(args)
+            tensors = args
+        if entry is None:
+            entry, tensors = self._lookup(args, kwargs)
         res = entry.result
-        caps = res.captures
         if STATE.grad_enabled and res.outputs_need_grad and not res.saw_backward:
             return _run_differentiable(entry, tensors)
         for fn in res.prologue:
             fn()
-        outs = entry.fn(*[t._data for t in tensors], *[c.tensor._data for c in caps])
-        return _finish(res, outs)
+        return _finish(res, _fast(res).call(entry.fn, *tensors))
+
+
+_TENSOR: list = []  # taiji's Tensor class, once imported (api loads before it)
 
 
 def _flat_rebuild(traced):
@@ -276,7 +307,7 @@ class _Fast:
     for guards and delivery on each step): the guard check and the delivery of a CPU
     program's outputs as straight-line code over its captured tensors, generated once."""
 
-    __slots__ = ("guards", "mutated", "grads", "single", "check", "finish")
+    __slots__ = ("guards", "mutated", "grads", "single", "check", "finish", "call")
 
     def __init__(self, res: TraceResult):
         from taiji import _tree
@@ -290,6 +321,22 @@ class _Fast:
             _tree.tree_unflatten(res.out_tree, [mark]) is mark
         self.check = self._gen_check()
         self.finish = self._gen_finish(res) if self.single else None
+        self.call = self._gen_call(res)
+
+    def _gen_call(self, res: TraceResult) -> Callable:
+        """``call(program, *tensors)``: the program on the arguments' and the captured
+        tensors' payloads (the tensors' current ``_data``, read at each call)."""
+        ns: dict = {}
+        n = len(res.graph.inputs) - len(res.captures)
+        params = [f"a{i}" for i in range(n)]
+        payloads = [f"a{i}._data" for i in range(n)]
+        for k, c in enumerate(res.captures):
+            ns[f"c{k}"] = c.tensor
+            payloads.append(f"c{k}._data")
+        src = (f"def call(fn{''.join(', ' + a for a in params)}):\n"
+               f"    return fn({', '.join(payloads)})")
+        exec(compile(src, "<taiji jit call>", "exec"), ns)  # noqa: S102 - our own source
+        return ns["call"]
 
     def _gen_check(self) -> Callable:
         """``check()``: whether the captured tensors still match the trace (payload type,

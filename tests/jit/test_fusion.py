@@ -147,3 +147,13 @@ def test_column_sum_kernel_is_bitwise_equal_to_numpy(kernels):
         assert a.tobytes() == b.tobytes()
     assert kernel_tier[1].tobytes() == want_s.tobytes()
     assert not np.signbit(kernel_tier[1][2]) and np.signbit(kernel_tier[0][:, 2]).all()
+
+
+def test_backward_through_a_one_output_region_outside_jit():
+    # jit(f)(x) with x requiring grad runs the graph under autograd; a fused region with one
+    # output hands its VJP a bare tensor, not a 1-tuple (this raised a pytree mismatch)
+    f = taiji.jit(lambda x: (x * 2.0 + 1.0) * x)
+    x = taiji.tensor([1.0, 2.0, 3.0], requires_grad=True)
+    assert any(e.prim.name == "fused" for e in f.lower(x).graph.eqns)
+    f(x).sum().backward()
+    np.testing.assert_allclose(x.grad.numpy(), [5.0, 9.0, 13.0])  # d/dx (2x^2 + x) = 4x + 1

@@ -257,3 +257,24 @@ def test_replacing_a_module_attribute_recompiles_the_step():
     n = len(step.compile_log)
     step(x, y)
     assert len(step.compile_log) == n
+
+
+def test_the_repeat_call_path_still_notices_every_signature_change():
+    # a training loop's call skips building the cache key when nothing changed since the last
+    # call: any change of an argument's dtype, shape, requires_grad or of grad mode must still
+    # take the full lookup
+    f = taiji.jit(lambda x: x * 2.0 + 1.0)
+    x = taiji.ones(3)
+    for _ in range(3):
+        np.testing.assert_array_equal(f(x).numpy(), [3.0, 3.0, 3.0])
+    assert len(f.compile_log) == 1
+    np.testing.assert_array_equal(f(taiji.ones(4)).numpy(), [3.0] * 4)  # shape
+    assert f(taiji.ones(3, dtype=taiji.float64)).dtype == taiji.float64  # dtype
+    xg = taiji.ones(3, requires_grad=True)
+    out = f(xg)                                                         # requires_grad
+    out.sum().backward()
+    np.testing.assert_array_equal(xg.grad.numpy(), [2.0, 2.0, 2.0])
+    with taiji.no_grad():                                               # grad mode
+        assert not f(xg).requires_grad
+    assert len(f.compile_log) == 5
+    assert f(x).shape == (3,) and len(f.compile_log) == 5  # back to the first: no compile
