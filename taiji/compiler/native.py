@@ -413,88 +413,96 @@ def _numba_ok() -> bool:
 def build(g: Graph, plan: dict, seen: tuple,
           errors: list | None = None) -> tuple[Callable | None, str]:
     """The mixed program for ``g``: native segments and Python calls between them
-    (``errors`` collects why a segment could not compile, if one could not)."""
+    (``seen``: the arguments of a run, for their types; ``errors`` collects why a segment
+    could not compile, if one could not)."""
     errors = [] if errors is None else errors
-    from numba import njit
-    be = blas()
     g = native_xent.decompose(g)
-    runs = segments(g, be)
+    runs = dict(segments(g, blas()))
     if not runs:
         return None, ""
     em = codegen.Emitter()
     args = [em.name(v) for v in g.inputs]
     first_seen = {id(v): a for v, a in zip(g.inputs, seen)}
-    later = {}  # var id -> last equation index using it (graph outputs: len)
-    for i, e in enumerate(g.eqns):
-        for v in e.inputs:
-            if isinstance(v, Var):
-                later[id(v)] = i
-    for v in g.outputs:
-        if isinstance(v, Var):
-            later[id(v)] = len(g.eqns)
-    body = em.lines
-    seg_at = {lo: hi for lo, hi in runs}
+    last = _last_uses(g)
     i, nseg = 0, 0
     while i < len(g.eqns):
-        hi = seg_at.get(i)
+        hi = runs.get(i)
         if hi is None:
-            e = g.eqns[i]
-            _emit_python(em, g, plan, e, args)
+            _emit_python(em, g, plan, g.eqns[i], args)
             i += 1
             continue
-        use = {vid for vid, last in later.items() if last >= hi}
+        use = {vid for vid, k in last.items() if k >= hi}
         seg = _Segment(g, i, hi, em, plan, use)
-        fname = f"_seg{nseg}"
-        src = seg.source(fname)
-        sig_args = []
-        call_args = []
-        for v in seg.inputs:
-            n = em.name(v)
-            sample = first_seen.get(id(v))
-            if v.shape == ():
-                call_args.append(em.names.get(("s", id(v))) or f"{n}[()]")
-                sample = None if sample is None else np.asarray(sample)[()]
-            else:
-                call_args.append(n)
-            sig_args.append(_numba_type(v, sample))
-        for bname, barr in seg.buffers:
-            call_args.append(em.const(barr, "_b"))
-            sig_args.append(_numba_type(None, barr))
-        ns = dict(seg.ns)
-        exec(compile(src, f"<taiji native {fname}>", "exec"), ns)  # noqa: S102 - our source
-        py = ns[fname]
-        try:
-            native = njit(tuple(sig_args), error_model="numpy", fastmath=False)(py)
-        except Exception as exc:  # noqa: BLE001 - this run stays Python
-            errors.append(f"{fname} (equations {i}-{hi - 1}) stays Python: "
-                          f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+        if _emit_segment(em, seg, f"_seg{nseg}", first_seen, errors, (i, hi)):
+            nseg += 1
+        else:  # this run stays Python
             for e in g.eqns[i:hi]:
                 _emit_python(em, g, plan, e, args)
-            i = hi
-            continue
-        fallback = _python_segment(g, i, hi, seg, plan)
-        nat, fb = em.const(native, "_n"), em.const(fallback, "_py")
-        outs = [em.name(v) for v in seg.outputs]
-        lhs = ", ".join(outs) + ","
-        body.append("    try:")
-        body.append(f"        {lhs} = {nat}({', '.join(call_args)})")
-        body.append("    except TypeError:  # arguments of other types: the Python code")
-        body.append(f"        {lhs} = {fb}({', '.join(call_args[:len(seg.inputs)])})")
-        for v in seg.outputs:
-            if v.shape == ():  # numba returns Python numbers: back to NumPy scalars
-                n = em.name(v)
-                body.append(f"    {n} = {em.const(np.dtype(v.dtype.np).type, '_t')}({n})")
-                em.names[("s", id(v))] = n
         i = hi
-        nseg += 1
     if nseg == 0:
         return None, ""
     rets = [em.name(v) for v in g.outputs]
-    src = "\n".join([f"def compiled({', '.join(args)}):"] + body + [
+    src = "\n".join([f"def compiled({', '.join(args)}):"] + em.lines + [
         f"    return ({', '.join(rets)}{',' if len(rets) == 1 else ''})"])
     ns = em.ns
     exec(compile(src, "<taiji.jit native>", "exec"), ns)  # noqa: S102 - our source
     return ns["compiled"], src
+
+
+def _last_uses(g: Graph) -> dict:
+    """var id -> index of the last equation reading it (graph outputs: past the end)."""
+    last = {}
+    for i, e in enumerate(g.eqns):
+        for v in e.inputs:
+            if isinstance(v, Var):
+                last[id(v)] = i
+    for v in g.outputs:
+        if isinstance(v, Var):
+            last[id(v)] = len(g.eqns)
+    return last
+
+
+def _emit_segment(em, seg: _Segment, fname: str, first_seen: dict, errors: list,
+                  span: tuple) -> bool:
+    """Compile ``seg`` for the types it will receive and emit its call (with the Python
+    fallback for other types); False, with the reason in ``errors``, if it will not
+    compile."""
+    from numba import njit
+    src = seg.source(fname)
+    sig, call_args = [], []
+    for v in seg.inputs:
+        n = em.name(v)
+        sample = first_seen.get(id(v))
+        if v.shape == ():  # 0-d values travel as scalars
+            call_args.append(em.names.get(("s", id(v))) or f"{n}[()]")
+            sample = None if sample is None else np.asarray(sample)[()]
+        else:
+            call_args.append(n)
+        sig.append(_numba_type(v, sample))
+    for _, barr in seg.buffers:
+        call_args.append(em.const(barr, "_b"))
+        sig.append(_numba_type(None, barr))
+    ns = dict(seg.ns)
+    exec(compile(src, f"<taiji native {fname}>", "exec"), ns)  # noqa: S102 - our source
+    try:
+        native = njit(tuple(sig), error_model="numpy", fastmath=False)(ns[fname])
+    except Exception as exc:  # noqa: BLE001 - the caller keeps this run Python
+        errors.append(f"{fname} (equations {span[0]}-{span[1] - 1}) stays Python: "
+                      f"{type(exc).__name__}: {str(exc).splitlines()[0][:200]}")
+        return False
+    fallback = _python_segment(seg)
+    nat, fb = em.const(native, "_n"), em.const(fallback, "_py")
+    lhs = ", ".join(em.name(v) for v in seg.outputs) + ","
+    em.lines += ["    try:",
+                 f"        {lhs} = {nat}({', '.join(call_args)})",
+                 "    except TypeError:  # arguments of other types: the Python code",
+                 f"        {lhs} = {fb}({', '.join(call_args[:len(seg.inputs)])})"]
+    for v in seg.outputs:
+        if v.shape == ():  # numba returns Python numbers: back to NumPy scalars
+            n = em.name(v)
+            em.lines.append(f"    {n} = {em.const(np.dtype(v.dtype.np).type, '_t')}({n})")
+            em.names[("s", id(v))] = n
+    return True
 
 
 def _emit_python(em, g, plan, e, args) -> None:
@@ -502,7 +510,7 @@ def _emit_python(em, g, plan, e, args) -> None:
     em.lines.append(codegen.emit_line(em, g, plan, e, args))
 
 
-def _python_segment(g: Graph, lo: int, hi: int, seg: _Segment, plan: dict) -> Callable:
+def _python_segment(seg: _Segment) -> Callable:
     """The segment's equations as Python code, for calls whose types the native build was
     not compiled for (inputs as the native segment takes them: 0-d values as scalars)."""
     em = codegen.Emitter()
@@ -510,8 +518,9 @@ def _python_segment(g: Graph, lo: int, hi: int, seg: _Segment, plan: dict) -> Ca
     for v in seg.inputs:
         if v.shape == ():
             em.names[("s", id(v))] = em.name(v)
-    for e in g.eqns[lo:hi]:
-        _emit_python(em, g, plan, e, [em.name(v) for v in g.inputs])
+    g_args = [em.name(v) for v in seg.g.inputs]
+    for e in seg.eqns:
+        _emit_python(em, seg.g, seg.plan, e, g_args)
     rets = [em.name(v) for v in seg.outputs]
     src = "\n".join([f"def segment({', '.join(names)}):"] + em.lines + [
         f"    return ({', '.join(rets)}{',' if len(rets) == 1 else ''})"])
