@@ -263,7 +263,7 @@ def _engine(roots, seeds, retain_graph, create_graph, capture=None):
             if rule is None:
                 raise RuntimeError(f"primitive '{prim.name}' has no vjp rule: cannot "
                                    f"differentiate through it")
-            if node.n_out == 1:
+            if node.n_out == 1 and not prim.multiple_results:
                 out = make(node.out_payloads[0], True)
                 out._node = node
                 gins = rule(cts[0], node.inputs, out, **node.params)

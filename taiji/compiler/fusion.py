@@ -101,8 +101,6 @@ def _eval_inline(ins, region):
 def _fused_vjp(cts, ins, outs, *, region):
     from taiji.transforms import vjp
     _, pull = vjp(lambda *a: _eval_inline(a, region), *ins)
-    if not isinstance(outs, (tuple, list)):  # (a one-output region arrives unwrapped)
-        outs, cts = (outs,), (cts,)
     cts = tuple(c if c is not None else o.zeros_like() for c, o in zip(cts, outs))
     return pull(cts)
 

@@ -150,8 +150,9 @@ def test_column_sum_kernel_is_bitwise_equal_to_numpy(kernels):
 
 
 def test_backward_through_a_one_output_region_outside_jit():
-    # jit(f)(x) with x requiring grad runs the graph under autograd; a fused region with one
-    # output hands its VJP a bare tensor, not a 1-tuple (this raised a pytree mismatch)
+    # jit(f)(x) with x requiring grad runs the graph under autograd; a fused region is a
+    # multiple-results primitive, so its VJP takes tuples even for one output (the engine
+    # handed it a bare tensor, which raised a pytree mismatch)
     f = taiji.jit(lambda x: (x * 2.0 + 1.0) * x)
     x = taiji.tensor([1.0, 2.0, 3.0], requires_grad=True)
     assert any(e.prim.name == "fused" for e in f.lower(x).graph.eqns)
