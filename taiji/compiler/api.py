@@ -132,16 +132,15 @@ class JitFunction:
         from taiji._ops import Tensor
         if not _TENSOR:
             _TENSOR.append(Tensor)
-        if not kwargs and not self.static_argnums and not self.static_argnames and all(
-                type(a) is Tensor and type(a._data) in ARRAY_TYPES for a in args):
+        spec = None if kwargs or self.static_argnums or self.static_argnames else \
+            _plain_spec(args)
+        if spec is not None:
             # the common call, f(tensor, ...): the same key as the general path, built
             # without flattening (a training loop makes this call every step)
             treedef = self._flat_treedefs.get(len(args))
             if treedef is None:
                 treedef = self._flat_treedefs[len(args)] = _tree.tree_flatten(
                     (list(args), {}))[1]
-            spec = tuple(("T", a._data.shape, a.dtype, a._requires_grad, type(a._data))
-                         for a in args)  # (the payload's type: CPU and GPU programs differ)
             ac = STATE.autocast
             key = (treedef, spec, (),
                    STATE.grad_enabled if ac is None else (STATE.grad_enabled, ac.key))
@@ -249,28 +248,18 @@ class JitFunction:
                 self._cache.put(key, variants)
             variants.append(entry)
         self._last_key = key
-        if rebuild is _flat_rebuild and STATE.autocast is None:
-            self._hot = (len(args), tuple((type(a._data), a._data.shape, a._data.dtype,
-                                           a._requires_grad) for a in args),
-                         STATE.grad_enabled, entry)
-        else:
-            self._hot = None
+        # a plain call remembers its key: the next one with an equal spec skips hashing it
+        self._hot = (key, entry) if rebuild is _flat_rebuild and STATE.autocast is None \
+            else None
         return entry, tensors
 
     def _hot_entry(self, args):
-        """The last call's program when this call has the same plain signature (the key
-        ``_split`` would build, checked without building it) and its guards hold."""
-        n, spec, grad, entry = self._hot
-        if (len(args) != n or STATE.grad_enabled != grad or STATE.autocast is not None
-                or MODULE_EPOCH[0] != self._epoch):
+        """The last call's program when this call's key equals the last plain call's
+        (compared, not hashed and looked up) and the program's guards hold."""
+        key, entry = self._hot
+        if STATE.autocast is not None or MODULE_EPOCH[0] != self._epoch or \
+                key[3] != STATE.grad_enabled or _plain_spec(args) != key[1]:
             return None
-        for a, (pt, shape, dtype, rg) in zip(args, spec):
-            if type(a) is not _TENSOR[0]:
-                return None
-            d = a._data
-            if type(d) is not pt or d.shape != shape or d.dtype != dtype or \
-                    a._requires_grad != rg:
-                return None
         return entry if _guards_hold(entry.result) else None
 
     def lower(self, *args, **kwargs) -> Lowered:
@@ -298,16 +287,26 @@ class JitFunction:
 _TENSOR: list = []  # taiji's Tensor class, once imported (api loads before it)
 
 
+def _plain_spec(args) -> tuple | None:
+    """The key's argument part for a call of tensors only, else None."""
+    T = _TENSOR[0]
+    for a in args:
+        if type(a) is not T or type(a._data) not in ARRAY_TYPES:
+            return None
+    # (the payload's type too: CPU and GPU programs differ)
+    return tuple(("T", a._data.shape, a.dtype, a._requires_grad, type(a._data)) for a in args)
+
+
 def _flat_rebuild(traced):
     return list(traced), {}
 
 
 class _Fast:
     """What every run of one compiled program re-reads, gathered once (a training loop pays
-    for guards and delivery on each step): the guard check and the delivery of a CPU
-    program's outputs as straight-line code over its captured tensors, generated once."""
+    for guards and delivery on each step): the guard check and the gathering of the
+    payloads as straight-line code, generated once."""
 
-    __slots__ = ("guards", "mutated", "grads", "single", "check", "finish", "call")
+    __slots__ = ("guards", "mutated", "grads", "single", "check", "call")
 
     def __init__(self, res: TraceResult):
         from taiji import _tree
@@ -320,7 +319,6 @@ class _Fast:
         self.single = res.out_static == [None] and \
             _tree.tree_unflatten(res.out_tree, [mark]) is mark
         self.check = self._gen_check()
-        self.finish = self._gen_finish(res) if self.single else None
         self.call = self._gen_call(res)
 
     def _gen_call(self, res: TraceResult) -> Callable:
@@ -355,28 +353,6 @@ class _Fast:
         lines.append("    return True")
         exec(compile("\n".join(lines), "<taiji jit guards>", "exec"), ns)  # noqa: S102
         return ns["check"]
-
-    def _gen_finish(self, res: TraceResult) -> Callable:
-        """``finish(outs)``: _deliver with _as_payload and _write_array, unrolled (outputs
-        computed in place, the common case for optimizer state, cost one version bump)."""
-        ns: dict = {"write": _write_array, "wrap": _as_payload}
-        lines = ["def finish(o):"]
-        k = res.n_user_outputs
-        for i, t in enumerate(self.mutated):
-            ns[f"m{i}"] = t
-            lines += [f"    n = o[{k}]", f"    if n is m{i}._data:",
-                      f"        m{i}._version += 1", "    else:", f"        write(m{i}, n)"]
-            k += 1
-        for i, (t, kind) in enumerate(self.grads):
-            ns[f"g{i}"] = t
-            if kind == "none":
-                lines.append(f"    g{i}._grad = None")
-            else:
-                lines.append(f"    g{i}._grad = wrap(o[{k}])")
-                k += 1
-        lines.append("    return wrap(o[0])")
-        exec(compile("\n".join(lines), "<taiji jit delivery>", "exec"), ns)  # noqa: S102
-        return ns["finish"]
 
 
 def _fast(res: TraceResult) -> _Fast:
@@ -438,9 +414,6 @@ def _as_payload(a):
 
 def _finish(res: TraceResult, outs):
     """Deliver a compiled run's raw arrays."""
-    fin = _fast(res).finish
-    if fin is not None:
-        return fin(outs)
     return _deliver(res, outs, _as_payload, _write_array)
 
 
