@@ -81,6 +81,9 @@ softmax_xent = Primitive("softmax_cross_entropy")
 softmax_xent_grad = Primitive("softmax_cross_entropy_grad")
 
 
+# many rows of a handful of classes: row sums go column by column (see _XentParts); the
+# native cross-entropy (compiler/native_xent.py) follows the same rule, bit for bit
+XENT_COLUMN_CLASSES, XENT_COLUMN_ROWS = 32, 128
 XENT_OUT_OF_BOUNDS = ("cross_entropy: a target is out of bounds (expected class indices in "
                       "[0, C) or ignore_index)")
 
@@ -97,7 +100,7 @@ class _XentParts:
         # device arrays (CuPy): no column loop (a launch per column) and no host round trips
         # (each a sync, and CUDA graph capture forbids them): the count stays on the device
         host = getattr(xp, "__name__", "") == "numpy"
-        if host and c <= 32 and n >= 128:
+        if host and c <= XENT_COLUMN_CLASSES and n >= XENT_COLUMN_ROWS:
             # many rows of a handful of classes: reduce over columns, which NumPy vectorises
             # down the rows (per-row reductions of 10 values cost ~2.5x more at 512 rows)
             m = logits[:, 0].copy()

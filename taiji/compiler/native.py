@@ -185,8 +185,7 @@ def native_ok(e, nonc: set, be_dtypes: dict) -> bool:
         return (len(o.shape) == len(a.shape) == len(b.shape) == 2 and a is not b and
                 np.dtype(o.dtype.np) in be_dtypes and a.dtype == b.dtype == o.dtype and
                 _c_array(a, nonc) and _c_array(b, nonc) and min(o.shape) > 1 and
-                (a.shape[0] if e.params.get("ta") else a.shape[1]) > 1 and
-                np.dtype(o.dtype.np).itemsize > 2)
+                (a.shape[0] if e.params.get("ta") else a.shape[1]) > 1)
     if o.shape == ():
         return p in SCALAR_OK and o.dtype.is_floating_point and all(
             v.shape == () and v.dtype == o.dtype for v in ins)
@@ -268,7 +267,7 @@ class _Segment:
     def ref(self, v) -> str:
         if isinstance(v, Literal):  # 0-d constants only (native_ok)
             n = f"_k{len(self.ns)}"
-            self.ns[n] = v.value.reshape(()).astype(v.value.dtype)[()]
+            self.ns[n] = v.value.reshape(())[()]
             return n
         return self.em.name(v)
 
@@ -341,7 +340,7 @@ class _Segment:
             if k in r.inplace:
                 names.append(args[r.inplace[k]])
                 continue
-            n = f"{self.em.name(o)}"
+            n = self.em.name(o)
             lines.append(f"    {n} = {self._alloc(o)}")
             outs.append(n)
             names.append(n)

@@ -17,11 +17,9 @@ import numpy as np
 from taiji._core.ir import Eqn, Graph, Var
 from taiji._core.primitive import ShapedArray
 from taiji._prims.elementwise import exp, log
-from taiji._prims.nn import XENT_OUT_OF_BOUNDS
+from taiji._prims.nn import XENT_COLUMN_CLASSES, XENT_COLUMN_ROWS, XENT_OUT_OF_BOUNDS
 
 PW_BLOCKSIZE = 128   # NumPy's pairwise summation block
-COLUMN_PATH = 32     # _XentParts sums columns in order for <= 32 classes and >= 128 rows
-COLUMN_ROWS = 128
 MODES = {"none": 0, "sum": 1, "mean": 2}
 OUT_OF_BOUNDS = XENT_OUT_OF_BOUNDS  # (numba raises with a constant message: no value)
 
@@ -32,17 +30,17 @@ class _Helper:
 
     multiple_results = False
 
-    def __init__(self, name: str, kernel: str, multiple_results: bool = False):
-        self.name, self.kernel = name, kernel
+    def __init__(self, name: str, multiple_results: bool = False):
+        self.name = name
         self.multiple_results = multiple_results
 
     def impl(self, xp, *args, **params):
-        return kernels()[self.kernel](*args, *params.values())
+        return kernels()[self.name](*args, *params.values())
 
 
-shift = _Helper("xent_shift", "xent_shift")
-rowsum = _Helper("xent_rowsum", "xent_rowsum")
-finish = _Helper("xent_finish", "xent_finish", multiple_results=True)
+shift = _Helper("xent_shift")
+rowsum = _Helper("xent_rowsum")
+finish = _Helper("xent_finish", multiple_results=True)
 HELPERS = {h.name: h for h in (shift, rowsum, finish)}
 
 
@@ -152,7 +150,7 @@ def _make() -> dict:
     def xent_rowsum(e):
         n, c = e.shape
         s = np.empty(n, e.dtype)
-        if c <= COLUMN_PATH and n >= COLUMN_ROWS:  # _XentParts adds the columns in order
+        if c <= XENT_COLUMN_CLASSES and n >= XENT_COLUMN_ROWS:  # as _XentParts: by column
             for i in range(n):
                 acc = e[i, 0]
                 for j in range(1, c):
