@@ -43,6 +43,14 @@ class _IncompatibleKeys:
                 f"unexpected_keys={self.unexpected_keys})")
 
 
+def _put(store: dict, name: str, value) -> None:
+    """``store[name] = value``; replacing a different object bumps ``MODULE_EPOCH``, since
+    compiled programs captured the old one and must recompile."""
+    if store.get(name, value) is not value:
+        MODULE_EPOCH[0] += 1
+    store[name] = value
+
+
 class Module:
     """Base class for all neural-network modules.
 
@@ -156,9 +164,7 @@ class Module:
         if param is not None and param.grad_fn is not None:
             raise ValueError(f"cannot assign a non-leaf Tensor to parameter '{name}'; "
                              f"use .detach() to make a leaf")
-        if self._parameters.get(name, param) is not param:
-            MODULE_EPOCH[0] += 1
-        self._parameters[name] = param
+        _put(self._parameters, name, param)
 
     def register_buffer(self, name: str, tensor: Tensor | None, persistent: bool = True) -> None:
         """Add a buffer: state that is not trained (running statistics); persistent buffers
@@ -171,7 +177,7 @@ class Module:
         if isinstance(tensor, Parameter):
             tensor = Tensor._from_payload(tensor._data)
         self.__dict__.pop(name, None)
-        self._buffers[name] = tensor
+        _put(self._buffers, name, tensor)
         if persistent:
             self._non_persistent_buffers_set.discard(name)
         else:
@@ -181,9 +187,7 @@ class Module:
         """Register a submodule under ``name``."""
         if module is not None and not isinstance(module, Module):
             raise TypeError(f"{type(module).__name__} is not a Module subclass")
-        if self._modules.get(name, module) is not module:
-            MODULE_EPOCH[0] += 1
-        self._modules[name] = module
+        _put(self._modules, name, module)
         if module is not None:
             module._set_path(f"{self._path}.{name}" if self._path else name)
 

@@ -278,3 +278,13 @@ def test_the_repeat_call_path_still_notices_every_signature_change():
         assert not f(xg).requires_grad
     assert len(f.compile_log) == 5
     assert f(x).shape == (3,) and len(f.compile_log) == 5  # back to the first: no compile
+
+
+def test_a_registered_buffer_replaced_under_a_compiled_function_recompiles():
+    m = taiji.nn.Module()
+    m.register_buffer("scale", taiji.tensor([2.0, 2.0]))
+    f = jit(lambda x: x * m.scale)
+    np.testing.assert_array_equal(f(taiji.ones(2)).numpy(), [2.0, 2.0])
+    m.register_buffer("scale", taiji.tensor([3.0, 3.0]))  # not m.scale = ...: the same path
+    np.testing.assert_array_equal(f(taiji.ones(2)).numpy(), [3.0, 3.0])
+    assert "replaced" in f.compile_log[-1][0]
