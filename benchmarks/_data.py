@@ -41,18 +41,3 @@ def fashion_mnist(split: str = "train", limit: int | None = None
     rng = np.random.default_rng(0 if split == "train" else 1)
     return (rng.random((n, 784), dtype=np.float32), rng.integers(0, 10, n),
             "synthetic (Fashion-MNIST not found)")
-
-
-def fashion_mnist_train() -> tuple[np.ndarray, np.ndarray, str]:
-    """The training split (kept for the older scripts)."""
-    return fashion_mnist("train")
-
-
-def batches(x: np.ndarray, y: np.ndarray, batch: int, n: int, seed: int = 0) -> list:
-    """``n`` (images, labels) batches from one shuffled pass (wrapping around)."""
-    idx = np.random.default_rng(seed).permutation(len(x))
-    out = []
-    for i in range(n):
-        j = idx[(i * batch) % (len(x) - batch):][:batch]
-        out.append((np.ascontiguousarray(x[j]), np.ascontiguousarray(y[j])))
-    return out
