@@ -16,8 +16,7 @@ from taiji.compiler import native, passes as P
 from taiji.compiler.cache import LRU, config, describe_change, log_compile
 from taiji.compiler.codegen import compile_graph
 from taiji.compiler.fusion import absorb_column_sums, fuse_elementwise
-from taiji.compiler.cuda import compile_program as compile_device, fuse as device_fuse, \
-    program_backend
+from taiji.compiler.cuda import compile_program as compile_device, program_backend
 from taiji.backends import ARRAY_TYPES
 from taiji.compiler.trace import TraceResult, trace
 
@@ -207,7 +206,8 @@ class JitFunction:
         res = trace(self.fn, tensors, rebuild)
         g = P.optimize(res.graph)
         be = program_backend(res, tensors)  # a device (CUDA) program: taiji/compiler/cuda.py
-        g = absorb_column_sums(fuse_elementwise(g)) if be is None else device_fuse(g)
+        # (a region asks for its CPU kernel at its first run: device programs never run one)
+        g = absorb_column_sums(fuse_elementwise(g))
         n_user = res.n_user_outputs
         state = frozenset(range(n_user, n_user + len(res.mutated)))
         n_args = len(tensors)

@@ -72,18 +72,6 @@ def program_backend(res, tensors):
     return backend
 
 
-def fuse(g: Graph) -> Graph:
-    """Elementwise fusion regions for a device program (no CPU kernel compiles requested:
-    the device compiles its own kernels)."""
-    from taiji.compiler import fusion
-    prev = fusion.enabled
-    fusion.enabled = False
-    try:
-        return fusion.absorb_column_sums(fusion.fuse_elementwise(g))
-    finally:
-        fusion.enabled = prev
-
-
 # ---------------------------------------------------------------- compile
 
 def compile_program(g: Graph, res, n_args: int, backend):
