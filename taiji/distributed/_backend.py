@@ -367,10 +367,6 @@ class NCCLBackend(Backend):
         raise TypeError(f"NCCL cannot move {name} tensors ({what}); use float16, float32, "
                         f"float64, bool or an integer type")
 
-    @staticmethod
-    def _unwire(y, orig):
-        return y if orig is None else y.astype(orig)  # (bool from uint8: nonzero is True)
-
     def _nccl_op(self, op: str, orig, dtype):
         real = orig if orig is not None else dtype
         if op == "avg" and real.kind != "f":
@@ -380,7 +376,7 @@ class NCCLBackend(Backend):
     def _finish(self, y, op: str, orig):
         if op == "avg" and self.size > 1:
             y /= self.size
-        return self._unwire(y, orig)
+        return _unwire(y, orig)
 
     # ------------------------------------------------------------ collectives
     def allreduce(self, x, op):
@@ -394,7 +390,7 @@ class NCCLBackend(Backend):
         w, dt, orig = self._wire(x, "all_gather")
         out = self.xp.empty((self.size,) + w.shape, w.dtype)
         self.comm.allGather(self._ptr(w), self._ptr(out), w.size, dt, self._stream())
-        return self._unwire(out, orig)
+        return _unwire(out, orig)
 
     def reduce_scatter(self, x, op):
         w, dt, orig = self._wire(x, "reduce_scatter")
@@ -408,7 +404,7 @@ class NCCLBackend(Backend):
         w, dt, orig = self._wire(x, "broadcast")
         out = self.xp.empty_like(w)
         self.comm.broadcast(self._ptr(w), self._ptr(out), w.size, dt, int(src), self._stream())
-        return self._unwire(out, orig)
+        return _unwire(out, orig)
 
     def allgather_object(self, obj):
         if self.size == 1:
