@@ -9,7 +9,7 @@ thread will ever release (a DataLoader's process workers fork). Waiting for the 
 before-fork hook is no cure: the job may itself need a lock another before-fork hook has
 taken (logging's), and both wait forever. So a fork never waits: the child starts with no
 thread and an empty queue (each dropped job's ``on_drop`` runs there, so its owner may ask
-again), and if a job was running at the fork the child compiles nothing (``usable()`` is
+again), and if a job was running at the fork the child compiles nothing (``_usable`` is
 False: its kernels stay on NumPy). At exit, queued jobs are dropped and the running one
 finishes, so the interpreter never shuts down underneath the compiler.
 """
@@ -102,11 +102,6 @@ def wait(timeout: float = 60.0) -> bool:
 
 
 _usable = True
-
-
-def usable() -> bool:
-    """False in a process forked while a compile was running (see the module docstring)."""
-    return _usable
 
 
 def _after_fork_child() -> None:

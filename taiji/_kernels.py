@@ -61,8 +61,8 @@ class Kernel:
                 k = self._compiled.get(key)
                 if k is None:
                     self._compiled[key] = _PENDING
-            if k is None and not _request(self, key):
-                self._compiled.pop(key, None)  # disabled now: ask again when enabled
+            if k is None:
+                _request(self, key)
         return None if k is None or k is _PENDING or k is _FAILED else k
 
     def compile(self, key) -> None:
@@ -115,13 +115,11 @@ def _compile(kernel: Kernel, key) -> None:
         kernel._compiled[key] = _FAILED
 
 
-def _request(kernel: Kernel, key) -> bool:
-    if not _enabled():
-        return False
-    # a forked child drops the queue: the kernel is then not requested there, and may ask again
+def _request(kernel: Kernel, key) -> None:
+    # (get checked the switch) a forked child drops the queue: the kernel is then not
+    # requested there, and may ask again
     _background.submit(lambda: _compile(kernel, key),
                        on_drop=lambda: kernel._compiled.pop(key, None))
-    return True
 
 
 def wait_for_kernels(timeout: float = 60.0) -> bool:
