@@ -294,18 +294,17 @@ def _xent_both_shape(logits, labels, g, *, ignore_index, reduction):
 def _xent_both_vjp(cts, ins, outs, **p):
     # the sum of the two parts' VJPs (re-binding a compiled graph, e.g. grad(jit(f)))
     gl, gd = cts
-    gx = gy = gg = None
+    gx = gg = None
     if gl is not None:
         gx = _xent_vjp(gl, ins[:2], outs[0], **p)[0]
     if gd is not None:
         hx, _, gg = _xent_grad_vjp(gd, ins, outs[1], **p)
         gx = hx if gx is None else gx + hx
-    return gx, gy, gg
+    return gx, None, gg  # (integer labels get no cotangent)
 
 
 @softmax_xent_with_grad.def_jvp
 def _xent_both_jvp(ts, ins, outs, **p):
-    logits, labels, _ = ins
     return (_xent_jvp(ts[:2], ins[:2], outs[0], **p), _xent_grad_jvp(ts, ins, outs[1], **p))
 
 
