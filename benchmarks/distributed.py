@@ -23,12 +23,10 @@ CNN_STEPS = 12
 
 
 def _model(name: str, nn):
-    if name == "cnn":
-        return nn.Sequential(nn.Conv2d(1, 32, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                             nn.Conv2d(32, 64, 3, padding=1), nn.ReLU(), nn.MaxPool2d(2),
-                             nn.Flatten(), nn.Linear(3136, 512), nn.ReLU(), nn.Linear(512, 10))
-    return nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
-                         nn.Linear(128, 10))
+    """The suite's seed model (benchmarks/workloads), built from ``nn``."""
+    sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+    from workloads import cnn, mlp
+    return (cnn.build if name == "cnn" else mlp.BUILD)(nn)
 
 
 def worker(mode: str, name: str = "mlp") -> None:
