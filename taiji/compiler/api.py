@@ -12,7 +12,7 @@ import numpy as np
 from taiji import _dtypes as dt
 from taiji._core.interpreters import MODULE_EPOCH, STATE
 from taiji._core.ir import Graph, eval_graph
-from taiji.compiler import native, passes as P
+from taiji.compiler import blas, native, passes as P
 from taiji.compiler.cache import LRU, config, describe_change, log_compile
 from taiji.compiler.codegen import compile_graph
 from taiji.compiler.fusion import absorb_column_sums, fuse_elementwise
@@ -225,6 +225,8 @@ class JitFunction:
         entry = Compiled(res, g, fn, src, dt_)
         if be is None:
             native.attach(entry)  # one numba call per run of equations, from the 2nd run
+            if entry.native is None:  # (a native build chooses its threads itself)
+                entry.fn = blas.with_threads(g, entry.fn)
         return entry
 
     def _lookup(self, args, kwargs):

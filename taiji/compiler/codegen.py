@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 
 from taiji._core.ir import Graph, Literal
+from taiji.compiler import blas
 
 # primitive -> array-module ufunc name (these accept out=)
 UFUNCS = {
@@ -40,6 +41,8 @@ class Emitter:
 
     def __init__(self):
         self.ns: dict = {"_np": np}
+        # {dtype: K block} when the program may switch threads (blas.kblocks), else None
+        self.kblocks: dict | None = None
         self.names: dict = {}  # id(var) -> name; ('s', id(var)) -> its scalar's name
         self.count = itertools.count()
         self.lines: list[str] = []
@@ -109,6 +112,12 @@ def emit_eqn(em: Emitter, e, out_buf: str | None) -> str:
         return f"_np.maximum({ins[0]}, {zero}{outk})"
     if p == "matmul" and np.dtype(e.outputs[0].aval.dtype.np).itemsize > 2:
         # (half-precision products go through the primitive's impl: float32 accumulation)
+        kb = em.kblocks.get(np.dtype(e.outputs[0].aval.dtype.np)) if em.kblocks else None
+        k = e.inputs[0].shape[-2 if prm.get("ta") else -1]
+        if kb and k > kb:  # a program that may switch threads: K blocks (compiler/blas.py)
+            em.ns.setdefault("_mm", blas.matmul)
+            return f"_mm({ins[0]}, {ins[1]}, {int(bool(prm.get('ta')))}, " \
+                   f"{int(bool(prm.get('tb')))}, {kb}{outk})"
         a = f"{ins[0]}.swapaxes(-1, -2)" if prm.get("ta") else ins[0]
         b = f"{ins[1]}.swapaxes(-1, -2)" if prm.get("tb") else ins[1]
         return f"_np.matmul({a}, {b}{outk})"
@@ -182,6 +191,8 @@ def generate(g: Graph, plan: dict | None = None, xp=np) -> tuple[str, dict]:
     """Python source and namespace for ``g`` (``plan``: var id -> preallocated buffer)."""
     em = Emitter()
     em.ns["_np"] = xp
+    if xp is np:
+        em.kblocks = blas.kblocks(g)
     args = [em.name(v) for v in g.inputs]
     plan = plan or {}
     for e in g.eqns:

@@ -4,8 +4,8 @@ The Python program (codegen.py) makes one call per equation: a NumPy product, a 
 region's kernel, a ufunc. Each call costs 1-4 us of interpreter and dispatch on top of its
 work, about 100 us a step for the seed MLP at batch 64, where the arithmetic takes ~600 us.
 This tier re-emits every maximal run of equations that have a native spelling (a *segment*)
-as one ``@njit`` function: products call the BLAS that NumPy itself loaded (same library,
-same threads, same kernels, so the same bits), fused regions call their loop kernels
+as one ``@njit`` function: products are the chunked BLAS products of taiji/compiler/blas.py
+(the Python tier's too, so the same bits), fused regions call their loop kernels
 directly, 0-d arithmetic stays on scalars. What has no native spelling (the cross-entropy,
 whose ``exp``/``log`` differ in their last bits between NumPy and LLVM) stays a Python call
 between segments.
@@ -18,16 +18,14 @@ arguments have other types (a read-only or non-contiguous array), the Python cod
 """
 from __future__ import annotations
 
-import ctypes
 import os
-import threading
 from typing import Callable
 
 import numpy as np
 
 from taiji import _background, _dtypes as dt
 from taiji._core.ir import Graph, Literal, Var
-from taiji.compiler import codegen, native_xent
+from taiji.compiler import blas, codegen, native_xent
 from taiji.compiler.passes import inplace_target
 
 enabled = os.environ.get("TAIJI_NATIVE", "1") != "0"
@@ -45,71 +43,7 @@ C_VIEWS = {"reshape"}  # views that keep a contiguous array contiguous
 NATIVE_DTYPES = {dt.float32, dt.float64, dt.int32, dt.int64, dt.bool_}
 
 
-# ---------------------------------------------------------------- BLAS
-
-_blas_lock = threading.Lock()
-_blas: dict | None = None
-
-
-def _openblas_paths() -> list[str]:
-    """The OpenBLAS libraries mapped into this process (NumPy's own among them)."""
-    try:
-        with open("/proc/self/maps") as f:
-            paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
-    except OSError:
-        return []
-    here = os.path.dirname(os.path.dirname(np.__file__))
-    return sorted((p for p in paths if p.startswith("/")), key=lambda p: not p.startswith(here))
-
-
-def blas() -> dict:
-    """{numpy dtype: ctypes cblas_?gemm} for the BLAS NumPy loaded, or {} when it cannot be
-    found or fails its check. Dimensions go as 64-bit integers, which both integer ABIs
-    read correctly (an LP64 library reads the low half of the register or stack slot)."""
-    global _blas
-    with _blas_lock:
-        if _blas is None:
-            _blas = _find_blas()
-        return _blas
-
-
-def _find_blas() -> dict:
-    i64, vp, ci = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
-    for path in _openblas_paths():
-        try:
-            lib = ctypes.CDLL(path)
-        except OSError:
-            continue
-        found = {}
-        for letter, ctype, npt in (("s", ctypes.c_float, np.float32),
-                                   ("d", ctypes.c_double, np.float64)):
-            for name in (f"scipy_cblas_{letter}gemm64_", f"cblas_{letter}gemm64_",
-                         f"scipy_cblas_{letter}gemm", f"cblas_{letter}gemm"):
-                fn = getattr(lib, name, None)
-                if fn is not None:
-                    fn.restype = None
-                    fn.argtypes = [ci, ci, ci, i64, i64, i64, ctype, vp, i64, vp, i64, ctype,
-                                   vp, i64]
-                    found[np.dtype(npt)] = fn
-                    break
-        if len(found) == 2 and _check(found):
-            return found
-    return {}
-
-
-def _check(fns: dict) -> bool:
-    """A small product through each entry point equals NumPy's."""
-    rng = np.random.default_rng(0)
-    for d, fn in fns.items():
-        a, b = rng.standard_normal((3, 5)).astype(d), rng.standard_normal((4, 5)).astype(d)
-        c = np.empty((3, 4), d)
-        one, zero = d.type(1), d.type(0)
-        fn(101, 111, 112, 3, 4, 5, one, a.ctypes.data, 5, b.ctypes.data, 5, zero,
-           c.ctypes.data, 4)
-        if not np.array_equal(c, np.matmul(a, b.swapaxes(-1, -2))):
-            return False
-    return True
-
+# ---------------------------------------------------------------- helpers
 
 _helpers: dict | None = None
 
@@ -122,27 +56,9 @@ def helpers() -> dict:
     return _helpers
 
 
-def _gemm_factory(fn, one, zero):
-    """C = op(A) op(B) through ``fn`` (a cblas_?gemm), row-major; op transposes when the
-    flag is set. CBLAS codes: RowMajor 101, NoTrans 111, Trans 112."""
-    def gemm(a, b, ta, tb, c):
-        m = a.shape[1] if ta else a.shape[0]
-        k = a.shape[0] if ta else a.shape[1]
-        n = b.shape[0] if tb else b.shape[1]
-        fn(101, 112 if ta else 111, 112 if tb else 111, m, n, k, one, a.ctypes.data,
-           max(a.shape[1], 1), b.ctypes.data, max(b.shape[1], 1), zero, c.ctypes.data,
-           max(n, 1))
-        return c
-    return gemm
-
-
 def _make_helpers() -> dict:
     from numba import njit
-    fns = blas()
-    out = {}
-    for d, fn in fns.items():
-        out[f"_gemm_{d.name}"] = njit(error_model="numpy")(
-            _gemm_factory(fn, d.type(1), d.type(0)))
+    out = {f"_gemm_{d.name}": blas.numba_gemm(fn, d) for d, fn in blas.blas().items()}
 
     def colsum(a, o):
         # NumPy's add-reduce over axis 0: from +0.0, rows in order
@@ -290,7 +206,8 @@ class _Segment:
         if p == "matmul":
             ta, tb = int(bool(e.params.get("ta"))), int(bool(e.params.get("tb")))
             fn = f"_gemm_{np.dtype(o.dtype.np).name}"
-            return f"    {out} = {fn}({ins[0]}, {ins[1]}, {ta}, {tb}, {self._alloc(o)})"
+            kb = (self.em.kblocks or {}).get(np.dtype(o.dtype.np), 0)
+            return f"    {out} = {fn}({ins[0]}, {ins[1]}, {ta}, {tb}, {self._alloc(o)}, {kb})"
         if p == "fused":
             return self._emit_fused(e, ins)
         if p in native_xent.HELPERS:
@@ -392,14 +309,14 @@ class NativeProgram:
         self.error = "; ".join(errors) or None
         if fn is not None:
             self.source = src
-            self.entry.fn = fn
+        self.entry.fn = blas.with_threads(self.graph, fn or self.python)
 
 
 def attach(entry) -> None:
     """Let ``entry`` (a CPU program) switch to a native build after its first runs."""
-    if not enabled or not _numba_ok() or not blas():
+    if not enabled or not _numba_ok() or not blas.blas():
         return
-    if not segments(entry.graph, blas()):
+    if not segments(entry.graph, blas.blas()):
         return
     entry.fn = entry.native = NativeProgram(entry, entry.graph)
 
@@ -416,10 +333,11 @@ def build(g: Graph, plan: dict, seen: tuple,
     could not compile, if one could not)."""
     errors = [] if errors is None else errors
     g = native_xent.decompose(g)
-    runs = dict(segments(g, blas()))
+    runs = dict(segments(g, blas.blas()))
     if not runs:
         return None, ""
     em = codegen.Emitter()
+    em.kblocks = blas.kblocks(g)  # products over K blocks, as the Python tier computes them
     args = [em.name(v) for v in g.inputs]
     first_seen = {id(v): a for v, a in zip(g.inputs, seen)}
     last = _last_uses(g)
@@ -513,6 +431,7 @@ def _python_segment(seg: _Segment) -> Callable:
     """The segment's equations as Python code, for calls whose types the native build was
     not compiled for (inputs as the native segment takes them: 0-d values as scalars)."""
     em = codegen.Emitter()
+    em.kblocks = seg.em.kblocks
     names = [em.name(v) for v in seg.inputs]
     for v in seg.inputs:
         if v.shape == ():

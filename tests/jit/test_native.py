@@ -7,9 +7,9 @@ import pytest
 
 import taiji
 from taiji import nn, optim
-from taiji.compiler import fusion, native
+from taiji.compiler import blas, fusion, native
 
-pytestmark = pytest.mark.skipif(not fusion._numba_available() or not native.blas(),
+pytestmark = pytest.mark.skipif(not fusion._numba_available() or not blas.blas(),
                                 reason="needs numba and NumPy's OpenBLAS")
 
 
@@ -111,19 +111,6 @@ def test_a_program_run_once_is_not_built(tiers):
     fusion.wait_for_kernels(120)
     low = jf.lower(x, w)
     assert low._c.native is not None and low.native_source is None
-
-
-def test_the_blas_entry_points_agree_with_numpy():
-    rng = np.random.default_rng(4)
-    gemm = native.helpers()["_gemm_float32"]
-    a = rng.standard_normal((7, 9)).astype(np.float32)
-    b = rng.standard_normal((9, 5)).astype(np.float32)
-    for ta, tb, x, y in ((0, 0, a, b), (1, 0, a.T.copy(), b), (0, 1, a, b.T.copy()),
-                         (1, 1, a.T.copy(), b.T.copy())):
-        c = np.empty((7, 5), np.float32)
-        gemm(x, y, ta, tb, c)
-        assert np.array_equal(c, np.matmul(x.swapaxes(-1, -2) if ta else x,
-                                           y.swapaxes(-1, -2) if tb else y))
 
 
 def test_native_switched_off(monkeypatch, kernels):

@@ -1,0 +1,340 @@
+"""The 2-D products of compiled CPU programs, and how many threads they run on.
+
+NumPy's ``matmul`` hands a product to OpenBLAS, which splits it statically between its
+threads and waits for the slowest. On a shared machine that is the whole story of a bad
+minute: when a neighbour takes one of two cores (for seconds at a time, and invisible as
+steal time on this project's VMs), the seed MLP's training step at batch 64 runs 2.5x
+slower on two threads, and only ~1.4x slower on one. So a compiled program times itself
+and chooses between OpenBLAS's threads and one (``ThreadChoice``).
+
+The choice must not change results. OpenBLAS's one- and two-thread products agree bit for
+bit while the inner dimension K fits one of its K blocks (its drivers cut a longer K
+differently: float32 products with K = 784 differ in the last bits). So a program that may
+switch computes each product with K above its dtype's K block as consecutive calls over K
+blocks of at most that size, accumulating into the result (the second call on adds to it),
+in the Python tier and the native tier alike. The block is probed once per process: the
+largest of ``KBLOCKS`` whose products agree across thread counts (float32: 448 here; float64:
+none, its two-thread products differ for some shapes at any K). A program whose products
+would need more than ``MAX_BLOCKS`` blocks (the CNN's weight gradients, K = 50176), that has
+a product without a block, or that runs other BLAS calls (``einsum``, loops), keeps whole
+products on OpenBLAS's threads. Eager mode keeps NumPy's ``matmul``.
+
+The library is the OpenBLAS NumPy loaded, found in ``/proc/self/maps`` and checked once
+against ``np.matmul``. Dimensions go as 64-bit integers, which both integer ABIs read
+correctly (an LP64 library reads the low half of the register or stack slot).
+"""
+from __future__ import annotations
+
+import collections
+import ctypes
+import os
+import statistics
+import threading
+import time
+from typing import Callable
+
+import numpy as np
+
+KBLOCKS = (512, 448, 384, 320, 256, 128)  # candidate K blocks, largest first
+MAX_BLOCKS = 8
+# (m, n) of the probe's products: big enough for OpenBLAS to use its threads, and of the
+# kinds whose two-thread results differed from one thread's (float64, n >= ~130)
+PROBE_SHAPES = ((96, 80), (70, 130))
+FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+NOT_SWITCHABLE = {"einsum", "while"}  # BLAS calls this module does not make
+
+# ---------------------------------------------------------------- the library
+
+_lock = threading.Lock()
+_lib: dict | None = None
+
+
+def _openblas_paths() -> list[str]:
+    """The OpenBLAS libraries mapped into this process (NumPy's own among them)."""
+    try:
+        with open("/proc/self/maps") as f:
+            paths = {line.split()[-1] for line in f if "openblas" in line.lower()}
+    except OSError:
+        return []
+    here = os.path.dirname(os.path.dirname(np.__file__))
+    return sorted((p for p in paths if p.startswith("/")), key=lambda p: not p.startswith(here))
+
+
+def library() -> dict:
+    """{"gemm": {dtype: cblas_?gemm}, "set_threads": fn, "get_threads": fn, "kblock":
+    {dtype: int}} for the BLAS NumPy loaded, or {} when it cannot be found or fails its
+    check."""
+    global _lib
+    with _lock:
+        if _lib is None:
+            _lib = _find()
+        return _lib
+
+
+def blas() -> dict:
+    """{numpy dtype: ctypes cblas_?gemm} of NumPy's BLAS ({} when not found)."""
+    return library().get("gemm", {})
+
+
+def _symbol(lib, names):
+    for name in names:
+        fn = getattr(lib, name, None)
+        if fn is not None:
+            return fn
+    return None
+
+
+def _find() -> dict:
+    i64, vp, ci = ctypes.c_int64, ctypes.c_void_p, ctypes.c_int
+    for path in _openblas_paths():
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        gemm = {}
+        for letter, ctype, npt in (("s", ctypes.c_float, np.float32),
+                                   ("d", ctypes.c_double, np.float64)):
+            fn = _symbol(lib, (f"scipy_cblas_{letter}gemm64_", f"cblas_{letter}gemm64_",
+                               f"scipy_cblas_{letter}gemm", f"cblas_{letter}gemm"))
+            if fn is not None:
+                fn.restype = None
+                fn.argtypes = [ci, ci, ci, i64, i64, i64, ctype, vp, i64, vp, i64, ctype, vp,
+                               i64]
+                gemm[np.dtype(npt)] = fn
+        set_n = _symbol(lib, ("scipy_openblas_set_num_threads64_", "openblas_set_num_threads64_",
+                              "scipy_openblas_set_num_threads", "openblas_set_num_threads"))
+        get_n = _symbol(lib, ("scipy_openblas_get_num_threads64_", "openblas_get_num_threads64_",
+                              "scipy_openblas_get_num_threads", "openblas_get_num_threads"))
+        if len(gemm) != 2 or set_n is None or get_n is None:
+            continue
+        set_n.argtypes, set_n.restype = [ci], None
+        get_n.argtypes, get_n.restype = [], ci
+        found = {"gemm": gemm, "set_threads": set_n, "get_threads": get_n}
+        if _check(found):
+            found["kblock"] = {d: _probe_kblock(found, d) for d in gemm}
+            return found
+    return {}
+
+
+def _check(lib: dict) -> bool:
+    """A small product through each entry point equals NumPy's."""
+    rng = np.random.default_rng(0)
+    for d, fn in lib["gemm"].items():
+        a, b = rng.standard_normal((3, 5)).astype(d), rng.standard_normal((4, 5)).astype(d)
+        c = np.empty((3, 4), d)
+        fn(101, 111, 112, 3, 4, 5, d.type(1), a.ctypes.data, 5, b.ctypes.data, 5, d.type(0),
+           c.ctypes.data, 4)
+        if not np.array_equal(c, np.matmul(a, b.swapaxes(-1, -2))):
+            return False
+    return True
+
+
+def _probe_kblock(lib: dict, d: np.dtype) -> int:
+    """The largest of KBLOCKS whose products agree on one thread and on all of OpenBLAS's
+    (several shapes, several K from half of it up to it, both layouts: OpenBLAS's drivers
+    agree while K fits their K block, and for some K above it); 0 when none does (float64
+    here: its two-thread products differ for some shapes at any K) or there is one thread."""
+    most = lib["get_threads"]()
+    if most < 2:
+        return 0
+    noise = np.random.default_rng(1).standard_normal(600 * KBLOCKS[0]).astype(d)
+    gemm = lib["gemm"][d]
+    try:
+        for kb in KBLOCKS:
+            # (above its own K block, OpenBLAS's one-thread driver disagreed for K in
+            # windows starting one past a multiple of 32: probe each such start)
+            ks = [kb] + list(range(kb - 31, kb // 2, -32))
+            if all(_agree(gemm, lib["set_threads"], noise, m, n, k, most)
+                   for m, n in PROBE_SHAPES for k in ks):
+                return kb
+        return 0
+    finally:
+        lib["set_threads"](most)
+
+
+def _agree(gemm, set_n, noise, m, n, k, most) -> bool:
+    """A product untransposed and one transposed, on one thread and on ``most``: equal
+    bits?"""
+    d = noise.dtype
+    for ta, tb in ((0, 0), (1, 1)):
+        x = noise[:m * k].reshape((k, m) if ta else (m, k))
+        y = noise[-n * k:].reshape((n, k) if tb else (k, n))
+        out = [np.empty((m, n), d), np.empty((m, n), d)]
+        for c, threads in zip(out, (1, most)):
+            set_n(threads)
+            _calls(gemm, x, y, ta, tb, c, m, n, k, 0)
+        if not np.array_equal(out[0], out[1]):
+            return False
+    return True
+
+
+# ---------------------------------------------------------------- the products
+
+def blocks(k: int, kb: int) -> int:
+    """How many K blocks of at most ``kb`` (0: one call) a product with inner dimension k
+    is computed in."""
+    return 1 if kb <= 0 or k <= kb else -(-k // kb)
+
+
+def _calls(fn, a, b, ta, tb, c, m, n, k, kb) -> None:
+    """C = op(a) op(b) through ctypes ``fn``, over K blocks of at most ``kb`` (0: whole).
+    CBLAS codes: RowMajor 101, NoTrans 111, Trans 112."""
+    d = a.dtype
+    one, zero, item = d.type(1), d.type(0), d.itemsize
+    nk = blocks(k, kb)
+    for j in range(nk):
+        lo, hi = j * k // nk, (j + 1) * k // nk
+        aoff = lo * a.shape[1] if ta else lo
+        boff = lo if tb else lo * b.shape[1]
+        fn(101, 112 if ta else 111, 112 if tb else 111, m, n, hi - lo, one,
+           a.ctypes.data + item * aoff, max(a.shape[1], 1), b.ctypes.data + item * boff,
+           max(b.shape[1], 1), zero if j == 0 else one, c.ctypes.data, max(n, 1))
+
+
+def kblocks(g) -> dict | None:
+    """{dtype: K block} for a CPU program whose thread count may switch, None for one that
+    keeps OpenBLAS's threads (see the module's docstring) or has no float product."""
+    lib = library()
+    if not lib or lib["get_threads"]() < 2:
+        return None
+    products = 0
+    for e in g.eqns:
+        if e.prim.name in NOT_SWITCHABLE:
+            return None
+        if e.prim.name == "matmul":
+            a, b = e.inputs
+            d = np.dtype(a.dtype.np)
+            if d.kind != "f":
+                continue  # integer products: NumPy's own loops, no BLAS
+            if len(a.shape) != 2 or len(b.shape) != 2 or d not in FLOATS:
+                return None  # stacked or half-precision products: whole NumPy calls
+            kb = lib["kblock"][d]
+            k = a.shape[0] if e.params.get("ta") else a.shape[1]
+            if kb == 0 or blocks(k, kb) > MAX_BLOCKS:
+                return None
+            products += 1
+    return dict(lib["kblock"]) if products else None  # (no products: nothing to choose)
+
+
+def matmul(a: np.ndarray, b: np.ndarray, ta: int, tb: int, kb: int,
+           out: np.ndarray | None = None) -> np.ndarray:
+    """``op(a) @ op(b)`` (``op`` transposes when its flag is set) over K blocks of at most
+    ``kb``: the Python tier's spelling of a product in a program that may switch threads.
+    The native tier makes the same calls (``numba_gemm``)."""
+    if a.ndim != 2 or b.ndim != 2 or a.dtype != b.dtype or a.dtype not in FLOATS:
+        raise TypeError(f"taiji.jit: a product in K blocks takes two 2-D float32/float64 "
+                        f"arrays of one dtype; got {a.dtype}{a.shape} and {b.dtype}{b.shape}")
+    m, k = (a.shape[1], a.shape[0]) if ta else a.shape
+    kk, n = (b.shape[1], b.shape[0]) if tb else b.shape
+    if k != kk:
+        raise ValueError(f"taiji.jit: product of {a.shape} (ta={ta}) and {b.shape} (tb={tb}): "
+                         f"inner dimensions {k} and {kk} differ")
+    a, b = np.ascontiguousarray(a), np.ascontiguousarray(b)
+    c = out if out is not None and out.flags.c_contiguous else np.empty((m, n), a.dtype)
+    if k == 0:
+        c[...] = 0
+    elif m and n:
+        _calls(library()["gemm"][a.dtype], a, b, ta, tb, c, m, n, k, kb)
+    if out is not None and c is not out:
+        out[...] = c
+        return out
+    return c
+
+
+def numba_gemm(fn, dtype) -> Callable:
+    """The native tier's product for one dtype, ``gemm(a, b, ta, tb, c, kb)``: the calls of
+    ``_calls`` from numba (``fn``: the ctypes cblas_?gemm)."""
+    from numba import njit
+    one, zero, item = dtype.type(1), dtype.type(0), dtype.itemsize
+
+    @njit(nogil=True)
+    def gemm(a, b, ta, tb, c, kb):
+        m = a.shape[1] if ta else a.shape[0]
+        k = a.shape[0] if ta else a.shape[1]
+        n = b.shape[0] if tb else b.shape[1]
+        nk = 1 if kb <= 0 or k <= kb else (k + kb - 1) // kb
+        for j in range(nk):
+            lo, hi = j * k // nk, (j + 1) * k // nk
+            aoff = lo * a.shape[1] if ta else lo
+            boff = lo if tb else lo * b.shape[1]
+            fn(101, 112 if ta else 111, 112 if tb else 111, m, n, hi - lo, one,
+               a.ctypes.data + item * aoff, max(a.shape[1], 1), b.ctypes.data + item * boff,
+               max(b.shape[1], 1), zero if j == 0 else one, c.ctypes.data, max(n, 1))
+        return c
+    return gemm
+
+
+# ---------------------------------------------------------------- how many threads
+
+class ThreadChoice:
+    """OpenBLAS's threads, or one, for one program: the program's calls are timed; after
+    ``FIRST`` seconds spent in them, then every ``PERIOD`` seconds spent (time between calls
+    does not count: a caller that pauses is not probed on every return), the other choice
+    runs ``PROBE`` calls (the first of them not counted:
+    it wakes OpenBLAS's threads or lets them sleep), and is kept when the median of the rest
+    beats the median of the last ``WINDOW`` calls by ``MARGIN``. The bits are the same either
+    way (see the module's docstring), so only the speed changes."""
+
+    FIRST = 0.5   # seconds before the first probe
+    PERIOD = 2.0
+    PROBE = 4
+    WINDOW = 15
+    MARGIN = 0.9
+
+    def __init__(self):
+        lib = library()
+        self._set, self._get = lib["set_threads"], lib["get_threads"]
+        self.one = False           # what the next call uses: one thread (else OpenBLAS's)
+        self.current = False       # the choice in force (``one`` differs while probing)
+        self.switches = 0
+        self._recent: collections.deque = collections.deque(maxlen=self.WINDOW)
+        self._probe: list = []
+        self._spent = 0.0            # seconds spent in the program's calls so far
+        self._next = self.FIRST      # ... when the next probe starts
+
+    def record(self, seconds: float) -> None:
+        """One call of the program took ``seconds``."""
+        self._spent += seconds
+        if self.one != self.current:
+            self._probe.append(seconds)
+            if len(self._probe) >= self.PROBE:
+                tried = statistics.median(self._probe[1:])
+                if tried < self.MARGIN * statistics.median(self._recent):
+                    self.current = self.one
+                    self.switches += 1
+                    self._recent.clear()
+                    self._recent.extend(self._probe[1:])
+                self.one = self.current
+                self._probe = []
+            return
+        self._recent.append(seconds)
+        if self._spent >= self._next and len(self._recent) == self.WINDOW:
+            self._next = self._spent + self.PERIOD
+            self.one = not self.current
+
+    def timed(self, fn: Callable) -> Callable:
+        """``fn`` run on the chosen threads, each call recorded."""
+        clock, record, set_n, get_n = time.perf_counter, self.record, self._set, self._get
+
+        def run(*args):
+            if self.one:
+                prev = get_n()
+                set_n(1)
+                t0 = clock()
+                try:
+                    out = fn(*args)
+                finally:
+                    set_n(prev)
+            else:
+                t0 = clock()
+                out = fn(*args)
+            record(clock() - t0)
+            return out
+        run.threads = self
+        return run
+
+
+def with_threads(g, fn: Callable) -> Callable:
+    """``fn`` (program ``g``'s function) under a ThreadChoice when ``g`` may switch threads,
+    else ``fn`` itself."""
+    return ThreadChoice().timed(fn) if kblocks(g) is not None else fn

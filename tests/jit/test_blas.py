@@ -1,0 +1,201 @@
+"""Products of compiled CPU programs (taiji/compiler/blas.py): over K blocks whose bits do
+not depend on OpenBLAS's thread count, and the per-program choice of one thread or all."""
+import numpy as np
+import pytest
+
+import taiji
+from taiji import nn, optim
+from taiji.compiler import blas, fusion, native
+
+LIB = blas.library()
+CHOICE = blas.ThreadChoice
+pytestmark = pytest.mark.skipif(not LIB, reason="needs NumPy's OpenBLAS")
+F32 = np.dtype(np.float32)
+SWITCHES = bool(LIB) and LIB["get_threads"]() >= 2 and LIB["kblock"][F32] > 0
+needs_threads = pytest.mark.skipif(not SWITCHES, reason="needs OpenBLAS with 2+ threads whose "
+                                                        "float32 products agree with one's")
+
+
+def _ref(a, b, ta, tb):
+    a64, b64 = a.astype(np.float64), b.astype(np.float64)
+    return (a64.T if ta else a64) @ (b64.T if tb else b64)
+
+
+def test_blocks():
+    assert blas.blocks(784, 448) == 2
+    assert blas.blocks(448, 448) == 1
+    assert blas.blocks(1000, 384) == 3
+    assert blas.blocks(50176, 0) == 1
+
+
+@needs_threads
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_products_over_k_blocks_agree_on_one_thread_and_all(dtype):
+    d = np.dtype(dtype)
+    kb, most = LIB["kblock"][d], LIB["get_threads"]()
+    if kb == 0:  # (float64 here: no K block agrees, so programs with its products never switch)
+        assert blas.kblocks(taiji.jit(lambda x: x @ x.T).lower(
+            taiji.ones(3, 5, dtype=taiji.float64)).graph) is None
+        return
+    rng = np.random.default_rng(0)
+    shapes = [(64, 256, 784), (96, 80, kb + 1), (128, 96, 2 * kb - 1), (70, 130, 3 * kb)]
+    shapes += [(48, 144, int(k)) for k in rng.integers(kb // 2, 4 * kb, 8)]
+    for m, n, k in shapes:
+        for ta in (0, 1):
+            for tb in (0, 1):
+                a = rng.standard_normal((k, m) if ta else (m, k)).astype(d)
+                b = rng.standard_normal((n, k) if tb else (k, n)).astype(d)
+                out = []
+                try:
+                    for threads in (1, most):
+                        LIB["set_threads"](threads)
+                        out.append(blas.matmul(a, b, ta, tb, kb))
+                finally:
+                    LIB["set_threads"](most)
+                assert np.array_equal(out[0], out[1]), (m, n, k, ta, tb)
+                np.testing.assert_allclose(out[0], _ref(a, b, ta, tb),
+                                           rtol=1e-4 if d == np.float32 else 1e-12,
+                                           atol=1e-3 if d == np.float32 else 1e-10)
+
+
+@pytest.mark.skipif(not fusion._numba_available(), reason="needs numba")
+@pytest.mark.parametrize("kb", [0, 100])
+def test_the_native_product_is_the_python_tiers(kb):
+    rng = np.random.default_rng(1)
+    for d in blas.FLOATS:
+        gemm = blas.numba_gemm(blas.blas()[d], d)
+        for m, n, k in ((7, 5, 9), (33, 40, 250)):
+            for ta in (0, 1):
+                for tb in (0, 1):
+                    a = rng.standard_normal((k, m) if ta else (m, k)).astype(d)
+                    b = rng.standard_normal((n, k) if tb else (k, n)).astype(d)
+                    got = gemm(a, b, ta, tb, np.empty((m, n), d), kb)
+                    assert np.array_equal(got, blas.matmul(a, b, ta, tb, kb))
+                    if kb == 0:  # one call: NumPy's own product
+                        assert np.array_equal(got, np.matmul(a.T if ta else a, b.T if tb else b))
+
+
+def test_matmul_takes_views_and_empty_inner_dimensions():
+    rng = np.random.default_rng(2)
+    a = rng.standard_normal((40, 30)).astype(np.float32)
+    b = rng.standard_normal((30, 20)).astype(np.float32)
+    want = blas.matmul(a, b, 0, 0, 8)
+    assert np.array_equal(blas.matmul(np.asfortranarray(a), b[:, :], 0, 0, 8), want)
+    out = np.empty((20, 40), np.float32).T  # a non-contiguous destination
+    assert blas.matmul(a, b, 0, 0, 8, out=out) is out
+    assert np.array_equal(out, want)
+    z = blas.matmul(np.ones((3, 0), np.float32), np.ones((0, 4), np.float32), 0, 0, 8)
+    assert z.shape == (3, 4) and not z.any()
+
+
+def test_matmul_errors_say_what_was_expected():
+    a = np.ones((3, 4), np.float32)
+    with pytest.raises(ValueError, match=r"inner dimensions 4 and 5 differ"):
+        blas.matmul(a, np.ones((5, 2), np.float32), 0, 0, 2)
+    with pytest.raises(TypeError, match=r"2-D float32/float64 arrays of one dtype; got "
+                                        r"float32\(3, 4\) and float64\(4, 2\)"):
+        blas.matmul(a, np.ones((4, 2)), 0, 0, 2)
+
+
+def _calls(choice, n, ms_all, ms_one):
+    """Feed ``choice`` n synthetic call times."""
+    for _ in range(n):
+        choice.record((ms_one if choice.one else ms_all) / 1e3)
+
+
+@needs_threads
+def test_thread_choice_takes_one_thread_when_it_is_faster_and_goes_back():
+    c = blas.ThreadChoice()
+    c._next = 0.0
+    _calls(c, c.WINDOW, ms_all=1.0, ms_one=1.4)  # a quiet machine: all threads win
+    assert c.one and not c.current                 # ... the window is full: a probe starts
+    _calls(c, c.PROBE, ms_all=1.0, ms_one=1.4)
+    assert not c.one and not c.current and c.switches == 0
+    _calls(c, c.WINDOW, ms_all=2.5, ms_one=1.4)  # a core is taken ...
+    assert not c.one and c.switches == 0           # ... (no probe before PERIOD is out)
+    c._next = c._spent  # PERIOD is out
+    _calls(c, 1 + c.PROBE, ms_all=2.5, ms_one=1.4)  # ... the next probe: one thread wins
+    assert c.one and c.current and c.switches == 1
+    _calls(c, c.WINDOW, ms_all=1.0, ms_one=1.4)  # the core is back
+    c._next = c._spent  # PERIOD is out
+    _calls(c, 1 + c.PROBE, ms_all=1.0, ms_one=1.4)
+    assert not c.one and not c.current and c.switches == 2
+
+
+@needs_threads
+def test_thread_choice_wants_a_clear_win():
+    c = blas.ThreadChoice()
+    c._next = 0.0
+    _calls(c, c.WINDOW + c.PROBE, ms_all=1.0, ms_one=0.95)  # within MARGIN: stay
+    assert not c.current and c.switches == 0
+
+
+@needs_threads
+def test_the_timed_program_runs_on_one_thread_and_restores_the_count():
+    c = blas.ThreadChoice()
+    seen = []
+    run = c.timed(lambda: seen.append(LIB["get_threads"]()))
+    most = LIB["get_threads"]()
+    run()
+    c.one = True
+    run()
+    assert seen == [most, 1] and LIB["get_threads"]() == most
+    assert len(c._recent) == 1 and len(c._probe) == 1  # the second call counted as a probe
+
+
+def _train(steps=6, use_native=True, one_thread=False, monkeypatch=None):
+    taiji.manual_seed(0)
+    model = nn.Sequential(nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 10))
+    opt = optim.Adam(model.parameters(), lr=1e-3)
+
+    class One(CHOICE):
+        def __init__(self):
+            super().__init__()
+            self.one = self.current = True
+            self._next = float("inf")
+    monkeypatch.setattr(blas, "ThreadChoice", One if one_thread else CHOICE)
+
+    @taiji.jit
+    def step(x, y):
+        opt.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        opt.step()
+        return loss
+
+    rng = np.random.default_rng(0)
+    monkeypatch.setattr(native, "enabled", use_native)
+    losses = []
+    for i in range(steps):
+        x = taiji.tensor(rng.standard_normal((96, 784)).astype(np.float32))
+        y = taiji.tensor(rng.integers(0, 10, 96))
+        losses.append(step(x, y).item())
+        if i == 2:
+            fusion.wait_for_kernels(120)  # the native build is asked for at the 2nd run
+    low = step.lower(x, y)
+    return losses, [p.detach().numpy().copy() for p in model.parameters()], low
+
+
+@needs_threads
+def test_training_bits_do_not_depend_on_the_tier_or_the_threads(kernels, monkeypatch):
+    ref_losses, ref_params, low = _train(use_native=False, monkeypatch=monkeypatch)
+    assert "_mm(" in low.source  # K = 784: the forward product goes over K blocks
+    runs = [_train(use_native=False, one_thread=True, monkeypatch=monkeypatch)]
+    if fusion._numba_available():
+        runs.append(_train(use_native=True, monkeypatch=monkeypatch))
+        assert runs[-1][2].native_source is not None, runs[-1][2]._c.native.error
+        runs.append(_train(use_native=True, one_thread=True, monkeypatch=monkeypatch))
+    for losses, params, _ in runs:
+        assert losses == ref_losses
+        for a, b in zip(params, ref_params):
+            assert np.array_equal(a, b)
+
+
+def test_programs_with_other_blas_calls_keep_whole_products():
+    a, b = taiji.ones(8, 60000), taiji.ones(60000, 8)
+    big_k = taiji.jit(lambda x, y: x @ y)  # far more K blocks than MAX_BLOCKS
+    assert blas.kblocks(big_k.lower(a, b).graph) is None
+    assert "_np.matmul(" in big_k.lower(a, b).source
+    np.testing.assert_allclose(big_k(a, b).numpy(), np.full((8, 8), 60000.0))
+    ein = taiji.jit(lambda x, y: taiji.einsum("ij,jk->ik", x, y) + x @ y)
+    assert blas.kblocks(ein.lower(taiji.ones(4, 900), taiji.ones(900, 4)).graph) is None
