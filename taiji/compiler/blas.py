@@ -61,9 +61,9 @@ def _openblas_paths() -> list[str]:
 
 
 def library() -> dict:
-    """{"gemm": {dtype: cblas_?gemm}, "set_threads": fn, "get_threads": fn, "kblock":
-    {dtype: int}} for the BLAS NumPy loaded, or {} when it cannot be found or fails its
-    check."""
+    """{"gemm": {dtype: cblas_?gemm}, "python_gemm": {dtype: gemm_function}, "set_threads":
+    fn, "get_threads": fn, "kblock": {dtype: int}} for the BLAS NumPy loaded, or {} when it
+    cannot be found or fails its check."""
     global _lib
     with _lock:
         if _lib is None:
@@ -109,7 +109,8 @@ def _find() -> dict:
             continue
         set_n.argtypes, set_n.restype = [ci], None
         get_n.argtypes, get_n.restype = [], ci
-        found = {"gemm": gemm, "set_threads": set_n, "get_threads": get_n}
+        found = {"gemm": gemm, "set_threads": set_n, "get_threads": get_n,
+                 "python_gemm": {d: gemm_function(fn, d) for d, fn in gemm.items()}}
         if _check(found):
             found["kblock"] = {d: _probe_kblock(found, d) for d in gemm}
             return found
@@ -138,7 +139,7 @@ def _probe_kblock(lib: dict, d: np.dtype) -> int:
     if most < 2:
         return 0
     noise = np.random.default_rng(1).standard_normal(600 * KBLOCKS[0]).astype(d)
-    gemm = lib["gemm"][d]
+    gemm = lib["python_gemm"][d]
     try:
         for kb in KBLOCKS:
             # (above its own K block, OpenBLAS's one-thread driver disagreed for K in
@@ -162,7 +163,7 @@ def _agree(gemm, set_n, noise, m, n, k, most) -> bool:
         out = [np.empty((m, n), d), np.empty((m, n), d)]
         for c, threads in zip(out, (1, most)):
             set_n(threads)
-            _calls(gemm, x, y, ta, tb, c, m, n, k, 0)
+            gemm(x, y, ta, tb, c, 0)
         if not np.array_equal(out[0], out[1]):
             return False
     return True
@@ -176,19 +177,33 @@ def blocks(k: int, kb: int) -> int:
     return 1 if kb <= 0 or k <= kb else -(-k // kb)
 
 
-def _calls(fn, a, b, ta, tb, c, m, n, k, kb) -> None:
-    """C = op(a) op(b) through ctypes ``fn``, over K blocks of at most ``kb`` (0: whole).
-    CBLAS codes: RowMajor 101, NoTrans 111, Trans 112."""
-    d = a.dtype
-    one, zero, item = d.type(1), d.type(0), d.itemsize
-    nk = blocks(k, kb)
-    for j in range(nk):
-        lo, hi = j * k // nk, (j + 1) * k // nk
-        aoff = lo * a.shape[1] if ta else lo
-        boff = lo if tb else lo * b.shape[1]
-        fn(101, 112 if ta else 111, 112 if tb else 111, m, n, hi - lo, one,
-           a.ctypes.data + item * aoff, max(a.shape[1], 1), b.ctypes.data + item * boff,
-           max(b.shape[1], 1), zero if j == 0 else one, c.ctypes.data, max(n, 1))
+def gemm_function(fn, dtype) -> Callable:
+    """``gemm(a, b, ta, tb, c, kb)``: C = op(a) op(b) through ``fn`` (a ctypes cblas_?gemm),
+    over K blocks of at most ``kb`` (0: one call), written so that numba can compile it too
+    (``numba_gemm``): the Python tier and the native tier make the very same calls. CBLAS
+    codes: RowMajor 101, NoTrans 111, Trans 112."""
+    one, zero, item = dtype.type(1), dtype.type(0), dtype.itemsize
+
+    def gemm(a, b, ta, tb, c, kb):
+        m = a.shape[1] if ta else a.shape[0]
+        k = a.shape[0] if ta else a.shape[1]
+        n = b.shape[0] if tb else b.shape[1]
+        nk = 1 if kb <= 0 or k <= kb else (k + kb - 1) // kb
+        for j in range(nk):
+            lo, hi = j * k // nk, (j + 1) * k // nk
+            aoff = lo * a.shape[1] if ta else lo
+            boff = lo if tb else lo * b.shape[1]
+            fn(101, 112 if ta else 111, 112 if tb else 111, m, n, hi - lo, one,
+               a.ctypes.data + item * aoff, max(a.shape[1], 1), b.ctypes.data + item * boff,
+               max(b.shape[1], 1), zero if j == 0 else one, c.ctypes.data, max(n, 1))
+        return c
+    return gemm
+
+
+def numba_gemm(fn, dtype) -> Callable:
+    """The native tier's product for one dtype: ``gemm_function`` compiled by numba."""
+    from numba import njit
+    return njit(nogil=True)(gemm_function(fn, dtype))
 
 
 def kblocks(g) -> dict | None:
@@ -234,34 +249,11 @@ def matmul(a: np.ndarray, b: np.ndarray, ta: int, tb: int, kb: int,
     if k == 0:
         c[...] = 0
     elif m and n:
-        _calls(library()["gemm"][a.dtype], a, b, ta, tb, c, m, n, k, kb)
+        library()["python_gemm"][a.dtype](a, b, ta, tb, c, kb)
     if out is not None and c is not out:
         out[...] = c
         return out
     return c
-
-
-def numba_gemm(fn, dtype) -> Callable:
-    """The native tier's product for one dtype, ``gemm(a, b, ta, tb, c, kb)``: the calls of
-    ``_calls`` from numba (``fn``: the ctypes cblas_?gemm)."""
-    from numba import njit
-    one, zero, item = dtype.type(1), dtype.type(0), dtype.itemsize
-
-    @njit(nogil=True)
-    def gemm(a, b, ta, tb, c, kb):
-        m = a.shape[1] if ta else a.shape[0]
-        k = a.shape[0] if ta else a.shape[1]
-        n = b.shape[0] if tb else b.shape[1]
-        nk = 1 if kb <= 0 or k <= kb else (k + kb - 1) // kb
-        for j in range(nk):
-            lo, hi = j * k // nk, (j + 1) * k // nk
-            aoff = lo * a.shape[1] if ta else lo
-            boff = lo if tb else lo * b.shape[1]
-            fn(101, 112 if ta else 111, 112 if tb else 111, m, n, hi - lo, one,
-               a.ctypes.data + item * aoff, max(a.shape[1], 1), b.ctypes.data + item * boff,
-               max(b.shape[1], 1), zero if j == 0 else one, c.ctypes.data, max(n, 1))
-        return c
-    return gemm
 
 
 # ---------------------------------------------------------------- how many threads

@@ -4,8 +4,9 @@ import numpy as np
 import pytest
 
 import taiji
-from taiji import nn, optim
 from taiji.compiler import blas, fusion, native
+
+from _train import train_jit
 
 LIB = blas.library()
 CHOICE = blas.ThreadChoice
@@ -143,48 +144,27 @@ def test_the_timed_program_runs_on_one_thread_and_restores_the_count():
     assert len(c._recent) == 1 and len(c._probe) == 1  # the second call counted as a probe
 
 
-def _train(steps=6, use_native=True, one_thread=False, monkeypatch=None):
-    taiji.manual_seed(0)
-    model = nn.Sequential(nn.Linear(784, 64), nn.ReLU(), nn.Linear(64, 10))
-    opt = optim.Adam(model.parameters(), lr=1e-3)
-
+def _train(monkeypatch, use_native=True, one_thread=False):
+    """The K = 784 MLP trained (taiji/tests/_train.py), on one thread from the start if asked."""
     class One(CHOICE):
         def __init__(self):
             super().__init__()
             self.one = self.current = True
             self._next = float("inf")
     monkeypatch.setattr(blas, "ThreadChoice", One if one_thread else CHOICE)
-
-    @taiji.jit
-    def step(x, y):
-        opt.zero_grad()
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    rng = np.random.default_rng(0)
-    monkeypatch.setattr(native, "enabled", use_native)
-    losses = []
-    for i in range(steps):
-        x = taiji.tensor(rng.standard_normal((96, 784)).astype(np.float32))
-        y = taiji.tensor(rng.integers(0, 10, 96))
-        losses.append(step(x, y).item())
-        if i == 2:
-            fusion.wait_for_kernels(120)  # the native build is asked for at the 2nd run
-    low = step.lower(x, y)
-    return losses, [p.detach().numpy().copy() for p in model.parameters()], low
+    monkeypatch.setattr(native, "enabled", native.enabled)  # (restored after the test)
+    return train_jit((784, 64, 10), batch=96, lr=1e-3, use_native=use_native)
 
 
 @needs_threads
 def test_training_bits_do_not_depend_on_the_tier_or_the_threads(kernels, monkeypatch):
-    ref_losses, ref_params, low = _train(use_native=False, monkeypatch=monkeypatch)
+    ref_losses, ref_params, low = _train(monkeypatch, use_native=False)
     assert "_mm(" in low.source  # K = 784: the forward product goes over K blocks
-    runs = [_train(use_native=False, one_thread=True, monkeypatch=monkeypatch)]
+    runs = [_train(monkeypatch, use_native=False, one_thread=True)]
     if fusion._numba_available():
-        runs.append(_train(use_native=True, monkeypatch=monkeypatch))
+        runs.append(_train(monkeypatch))
         assert runs[-1][2].native_source is not None, runs[-1][2]._c.native.error
-        runs.append(_train(use_native=True, one_thread=True, monkeypatch=monkeypatch))
+        runs.append(_train(monkeypatch, one_thread=True))
     for losses, params, _ in runs:
         assert losses == ref_losses
         for a, b in zip(params, ref_params):

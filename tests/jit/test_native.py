@@ -9,6 +9,8 @@ import taiji
 from taiji import nn, optim
 from taiji.compiler import blas, fusion, native
 
+from _train import ce_step, train_jit
+
 pytestmark = pytest.mark.skipif(not fusion._numba_available() or not blas.blas(),
                                 reason="needs numba and NumPy's OpenBLAS")
 
@@ -20,31 +22,8 @@ def tiers(kernels, monkeypatch):
     yield native
 
 
-def _mlp_run(seed=0, steps=6, batch=32, use_native=True):
-    taiji.manual_seed(seed)
-    model = nn.Sequential(nn.Linear(20, 16), nn.ReLU(), nn.Linear(16, 16), nn.ReLU(),
-                          nn.Linear(16, 5))
-    opt = optim.Adam(model.parameters(), lr=1e-2)
-
-    @taiji.jit
-    def step(x, y):
-        opt.zero_grad()
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-
-    rng = np.random.default_rng(seed)
-    xs = rng.standard_normal((steps, batch, 20)).astype(np.float32)
-    ys = rng.integers(0, 5, (steps, batch))
-    native.enabled = use_native
-    losses = []
-    for i in range(steps):
-        losses.append(step(taiji.tensor(xs[i]), taiji.tensor(ys[i])).item())
-        if i == 2:
-            fusion.wait_for_kernels(120)  # the native build is asked for at the 2nd run
-    lowered = step.lower(taiji.tensor(xs[0]), taiji.tensor(ys[0]))
-    return losses, [p.detach().numpy().copy() for p in model.parameters()], lowered
+def _mlp_run(use_native=True):
+    return train_jit((20, 16, 16, 5), use_native=use_native)
 
 
 def test_training_step_is_bitwise_equal_to_the_python_program(tiers):
@@ -151,14 +130,7 @@ def test_native_cross_entropy_is_bitwise_the_primitive(n, c):
 def test_cross_entropy_targets_out_of_bounds_raise_in_every_tier(tiers):
     from taiji._prims.nn import XENT_OUT_OF_BOUNDS
     model = nn.Linear(4, 3)
-    opt = optim.SGD(model.parameters(), lr=0.1)
-
-    def step(x, y):
-        opt.zero_grad()
-        loss = nn.functional.cross_entropy(model(x), y)
-        loss.backward()
-        opt.step()
-        return loss
+    step = ce_step(model, optim.SGD(model.parameters(), lr=0.1))
     x = taiji.randn(6, 4)
     good, bad = taiji.tensor([0, 1, 2, 0, 1, 2]), taiji.tensor([0, 1, 3, 0, 1, 2])
     with pytest.raises(IndexError, match=r"out of bounds.*got 3 with C = 3"):
