@@ -4,9 +4,9 @@ The Python program (codegen.py) makes one call per equation: a NumPy product, a 
 region's kernel, a ufunc. Each call costs 1-4 us of interpreter and dispatch on top of its
 work, about 100 us a step for the seed MLP at batch 64, where the arithmetic takes ~600 us.
 This tier re-emits every maximal run of equations that have a native spelling (a *segment*)
-as one ``@njit`` function: products are the chunked BLAS products of taiji/compiler/blas.py
-(the Python tier's too, so the same bits), fused regions call their loop kernels
-directly, 0-d arithmetic stays on scalars. What has no native spelling (the cross-entropy,
+as one ``@njit`` function: products make the BLAS calls of taiji/compiler/blas.py (NumPy's
+own library, over the Python tier's K blocks, so the same bits), fused regions call their
+loop kernels directly, 0-d arithmetic stays on scalars. What has no native spelling (the cross-entropy,
 whose ``exp``/``log`` differ in their last bits between NumPy and LLVM) stays a Python call
 between segments.
 
