@@ -222,7 +222,6 @@ def _blas() -> str:
 
 
 def _info() -> int:
-    import numpy as np
     import taiji
     rows = [("taiji", taiji.__version__), ("python", platform.python_version()),
             ("platform", platform.platform())]

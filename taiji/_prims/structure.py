@@ -6,7 +6,7 @@ import math
 
 from taiji import _dtypes as dt
 from taiji._core.primitive import Primitive, ShapedArray
-from taiji._prims._util import broadcast_shapes, moveaxis_to_front, norm_axis
+from taiji._prims._util import broadcast_shapes, moveaxis_to_front
 from taiji._prims._batching import loop_batch
 from taiji._prims.elementwise import unbroadcast
 from taiji.backends import backend_for_xp

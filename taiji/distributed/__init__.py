@@ -12,7 +12,6 @@ autograd and inside ``taiji.jit`` graphs. See docs/distributed.md.
 """
 from __future__ import annotations
 
-import os
 import sys
 import traceback
 from typing import Any
