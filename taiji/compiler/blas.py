@@ -219,10 +219,10 @@ def kblocks(g) -> dict | None:
         if e.prim.name == "matmul":
             a, b = e.inputs
             d = np.dtype(a.dtype.np)
-            if d.kind != "f":
+            if d.kind in "biu":
                 continue  # integer products: NumPy's own loops, no BLAS
             if len(a.shape) != 2 or len(b.shape) != 2 or d not in FLOATS:
-                return None  # stacked or half-precision products: whole NumPy calls
+                return None  # stacked, complex or half-precision products: whole NumPy calls
             kb = lib["kblock"][d]
             k = a.shape[0] if e.params.get("ta") else a.shape[1]
             if kb == 0 or blocks(k, kb) > MAX_BLOCKS:
