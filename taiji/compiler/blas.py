@@ -271,7 +271,7 @@ class ThreadChoice:
     PERIOD = 2.0
     PROBE = 4
     WINDOW = 15
-    MARGIN = 0.9
+    MARGIN = 0.95
 
     def __init__(self):
         lib = library()
