@@ -260,15 +260,16 @@ def matmul(a: np.ndarray, b: np.ndarray, ta: int, tb: int, kb: int,
 
 class ThreadChoice:
     """OpenBLAS's threads, or one, for one program: the program's calls are timed; after
-    ``FIRST`` seconds spent in them, then every ``PERIOD`` seconds spent (time between calls
-    does not count: a caller that pauses is not probed on every return), the other choice
-    runs ``PROBE`` calls (the first of them not counted:
+    ``FIRST`` seconds spent in them, then every ``PERIOD`` seconds spent (``RECHECK`` while on
+    one thread; time between calls does not count, so a caller that pauses is not probed on
+    every return), the other choice runs ``PROBE`` calls (the first of them not counted:
     it wakes OpenBLAS's threads or lets them sleep), and is kept when the median of the rest
     beats the median of the last ``WINDOW`` calls by ``MARGIN``. The bits are the same either
     way (see the module's docstring), so only the speed changes."""
 
     FIRST = 0.5   # seconds before the first probe
-    PERIOD = 2.0
+    PERIOD = 2.0  # ... between probes on OpenBLAS's threads
+    RECHECK = 0.5  # ... between probes on one thread (a taken core is usually back soon)
     PROBE = 4
     WINDOW = 15
     MARGIN = 0.95
@@ -298,10 +299,10 @@ class ThreadChoice:
                     self._recent.extend(self._probe[1:])
                 self.one = self.current
                 self._probe = []
+                self._next = self._spent + (self.RECHECK if self.current else self.PERIOD)
             return
         self._recent.append(seconds)
         if self._spent >= self._next and len(self._recent) == self.WINDOW:
-            self._next = self._spent + self.PERIOD
             self.one = not self.current
 
     def timed(self, fn: Callable) -> Callable:

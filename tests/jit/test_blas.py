@@ -112,13 +112,15 @@ def test_thread_choice_takes_one_thread_when_it_is_faster_and_goes_back():
     assert c.one and not c.current                 # ... the window is full: a probe starts
     _calls(c, c.PROBE, ms_all=1.0, ms_one=1.4)
     assert not c.one and not c.current and c.switches == 0
+    assert c._next == pytest.approx(c._spent + c.PERIOD)  # the next probe, in program time
     _calls(c, c.WINDOW, ms_all=2.5, ms_one=1.4)  # a core is taken ...
     assert not c.one and c.switches == 0           # ... (no probe before PERIOD is out)
     c._next = c._spent  # PERIOD is out
     _calls(c, 1 + c.PROBE, ms_all=2.5, ms_one=1.4)  # ... the next probe: one thread wins
     assert c.one and c.current and c.switches == 1
+    assert c._next == pytest.approx(c._spent + c.RECHECK)  # on one thread: probed sooner
     _calls(c, c.WINDOW, ms_all=1.0, ms_one=1.4)  # the core is back
-    c._next = c._spent  # PERIOD is out
+    c._next = c._spent  # RECHECK is out
     _calls(c, 1 + c.PROBE, ms_all=1.0, ms_one=1.4)
     assert not c.one and not c.current and c.switches == 2
 
