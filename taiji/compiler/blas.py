@@ -263,20 +263,18 @@ class ThreadChoice:
     ``FIRST`` seconds spent in them, then every ``PERIOD`` seconds spent (``RECHECK`` while on
     one thread; time between calls does not count, so a caller that pauses is not probed on
     every return), the other choice runs ``PROBE`` calls (the first of them not counted:
-    it wakes OpenBLAS's threads or lets them sleep), and is kept when the median of the rest
-    beats the median of the last ``WINDOW`` calls by ``MARGIN``. The bits are the same either
+    it wakes OpenBLAS's threads or lets them sleep), and is kept when the mean of the rest
+    beats the mean of the last ``WINDOW`` calls by ``MARGIN``. The bits are the same either
     way (see the module's docstring), so only the speed changes."""
 
     FIRST = 0.5   # seconds before the first probe
     PERIOD = 2.0  # ... between probes on OpenBLAS's threads
     RECHECK = 0.5  # ... between probes on one thread (a taken core is usually back soon)
-    PROBE = 4
+    PROBE = 6
     WINDOW = 15
     MARGIN = 0.95
 
     def __init__(self):
-        lib = library()
-        self._set, self._get = lib["set_threads"], lib["get_threads"]
         self.one = False           # what the next call uses: one thread (else OpenBLAS's)
         self.current = False       # the choice in force (``one`` differs while probing)
         self.switches = 0
@@ -291,8 +289,10 @@ class ThreadChoice:
         if self.one != self.current:
             self._probe.append(seconds)
             if len(self._probe) >= self.PROBE:
-                tried = statistics.median(self._probe[1:])
-                if tried < self.MARGIN * statistics.median(self._recent):
+                # means, not medians: the throughput is the mean, and on two threads with a
+                # core taken the calls are bimodal (a lucky fast one, then slow ones)
+                tried = statistics.fmean(self._probe[1:])
+                if tried < self.MARGIN * statistics.fmean(self._recent):
                     self.current = self.one
                     self.switches += 1
                     self._recent.clear()
@@ -307,17 +307,16 @@ class ThreadChoice:
 
     def timed(self, fn: Callable) -> Callable:
         """``fn`` run on the chosen threads, each call recorded."""
-        clock, record, set_n, get_n = time.perf_counter, self.record, self._set, self._get
+        clock, record = time.perf_counter, self.record
 
         def run(*args):
             if self.one:
-                prev = get_n()
-                set_n(1)
+                _one_thread(+1)
                 t0 = clock()
                 try:
                     out = fn(*args)
                 finally:
-                    set_n(prev)
+                    _one_thread(-1)
             else:
                 t0 = clock()
                 out = fn(*args)
@@ -325,6 +324,26 @@ class ThreadChoice:
             return out
         run.threads = self
         return run
+
+
+_one_lock = threading.Lock()
+_one_calls = 0        # program calls running on one thread now, in any Python thread
+_saved_threads = 1    # OpenBLAS's count before the first of them
+
+
+def _one_thread(delta: int) -> None:
+    """A program call on one thread starts (+1) or ends (-1). OpenBLAS's count is one per
+    process: it goes to 1 when the first such call starts and back when the last one ends,
+    so calls from several Python threads cannot leave it at 1."""
+    global _one_calls, _saved_threads
+    lib = library()
+    with _one_lock:
+        if delta > 0 and _one_calls == 0:
+            _saved_threads = lib["get_threads"]()
+            lib["set_threads"](1)
+        _one_calls += delta
+        if delta < 0 and _one_calls == 0:
+            lib["set_threads"](_saved_threads)
 
 
 def with_threads(g, fn: Callable) -> Callable:

@@ -146,6 +146,24 @@ def test_the_timed_program_runs_on_one_thread_and_restores_the_count():
     assert len(c._recent) == 1 and len(c._probe) == 1  # the second call counted as a probe
 
 
+@needs_threads
+def test_one_thread_calls_from_several_threads_restore_the_count_once_all_end():
+    most = LIB["get_threads"]()
+    outer, inner = blas.ThreadChoice(), blas.ThreadChoice()
+    outer.one = inner.one = True
+    seen = []
+    inner_run = inner.timed(lambda: seen.append(LIB["get_threads"]()))
+
+    def outer_body():  # another program's one-thread call starts and ends inside this one
+        inner_run()
+        seen.append(LIB["get_threads"]())
+    outer.timed(outer_body)()
+    assert seen == [1, 1] and LIB["get_threads"]() == most
+    with pytest.raises(RuntimeError):  # a failing call restores the count too
+        outer.timed(lambda: (_ for _ in ()).throw(RuntimeError("boom")))()
+    assert LIB["get_threads"]() == most
+
+
 def _train(monkeypatch, use_native=True, one_thread=False):
     """The K = 784 MLP trained (taiji/tests/_train.py), on one thread from the start if asked."""
     class One(CHOICE):
