@@ -18,6 +18,7 @@ arguments have other types (a read-only or non-contiguous array), the Python cod
 """
 from __future__ import annotations
 
+import functools
 import os
 from typing import Callable
 
@@ -45,18 +46,9 @@ NATIVE_DTYPES = {dt.float32, dt.float64, dt.int32, dt.int64, dt.bool_}
 
 # ---------------------------------------------------------------- helpers
 
-_helpers: dict | None = None
-
-
+@functools.cache
 def helpers() -> dict:
     """The numba functions native code calls (built once, on first use)."""
-    global _helpers
-    if _helpers is None:
-        _helpers = _make_helpers()
-    return _helpers
-
-
-def _make_helpers() -> dict:
     from numba import njit
     out = {f"_gemm_{d.name}": blas.numba_gemm(fn, d) for d, fn in blas.blas().items()}
 

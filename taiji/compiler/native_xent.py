@@ -12,6 +12,8 @@ never transformed.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from taiji._core.ir import Eqn, Graph, Var
@@ -81,17 +83,9 @@ def _ok(e) -> bool:
 
 # ---------------------------------------------------------------- the kernels
 
-_kernels: dict | None = None
-
-
+@functools.cache
 def kernels() -> dict:
-    global _kernels
-    if _kernels is None:
-        _kernels = _make()
-    return _kernels
-
-
-def _make() -> dict:
+    """The cross-entropy's numba pieces (built once, on first use)."""
     from numba import njit
     jit = njit(error_model="numpy", fastmath=False)
 
