@@ -264,6 +264,11 @@ def _numba_type(v, seen):
     first run, for graph inputs)."""
     import numba
     from numba.core import types
+    if isinstance(seen, np.ndarray) and seen.ndim and not seen.flags.c_contiguous:
+        # the segment's code reads flat C memory (products, fused kernels, reshapes): typed
+        # as C, a transposed or strided array is refused with TypeError and its calls take
+        # the Python code, which handles any layout
+        return types.Array(numba.from_dtype(seen.dtype), seen.ndim, "C")
     if seen is not None:
         return numba.typeof(seen)
     d = numba.from_dtype(np.dtype(v.dtype.np))
