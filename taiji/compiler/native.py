@@ -113,9 +113,15 @@ def native_ok(e, nonc: set, be_dtypes: dict) -> bool:
     return False
 
 
-def segments(g: Graph, be_dtypes: dict) -> list[tuple[int, int]]:
-    """Maximal runs [start, end) of native equations, MIN_SEGMENT long or longer."""
-    nonc = set()
+def segments(g: Graph, be_dtypes: dict, seen: tuple = ()) -> list[tuple[int, int]]:
+    """Maximal runs [start, end) of native equations, MIN_SEGMENT long or longer. An
+    equation reading a graph input whose array in ``seen`` (a run's arguments) is not
+    C-contiguous (a transposed parameter) stays Python: its segment, typed for C arrays
+    (``_numba_type``), would refuse that array at every call, and a refused numba call
+    costs ~100 us of type matching before the fallback runs."""
+    strided = {id(v) for v, a in zip(g.inputs, seen)
+               if type(a) is np.ndarray and a.ndim and not a.flags.c_contiguous}
+    nonc = set(strided)
     for e in g.eqns:
         if e.prim.name in codegen.VIEW_PRIMS and e.prim.name not in C_VIEWS:
             nonc.update(id(o) for o in e.outputs)
@@ -125,7 +131,7 @@ def segments(g: Graph, be_dtypes: dict) -> list[tuple[int, int]]:
         return hi - lo >= MIN_SEGMENT or any(
             x.prim.name in native_xent.HELPERS for x in g.eqns[lo:hi])
     for i, e in enumerate(g.eqns):
-        if native_ok(e, nonc, be_dtypes):
+        if native_ok(e, nonc, be_dtypes) and not any(id(v) in strided for v in e.inputs):
             start = i if start is None else start
             continue
         if start is not None and keep(start, i):
@@ -330,7 +336,7 @@ def build(g: Graph, plan: dict, seen: tuple,
     could not compile, if one could not)."""
     errors = [] if errors is None else errors
     g = native_xent.decompose(g)
-    runs = dict(segments(g, blas.blas()))
+    runs = dict(segments(g, blas.blas(), seen))
     if not runs:
         return None, ""
     em = codegen.Emitter()
