@@ -12,7 +12,7 @@ import numpy as np
 from taiji import _dtypes as dt
 from taiji._core.interpreters import MODULE_EPOCH, STATE
 from taiji._core.ir import Graph, eval_graph
-from taiji.compiler import blas, native, passes as P
+from taiji.compiler import blas, layout, native, passes as P
 from taiji.compiler.cache import LRU, config, describe_change, log_compile
 from taiji.compiler.codegen import compile_graph
 from taiji.compiler.fusion import absorb_column_sums, fuse_elementwise
@@ -206,12 +206,15 @@ class JitFunction:
         res = trace(self.fn, tensors, rebuild)
         g = P.optimize(res.graph)
         be = program_backend(res, tensors)  # a device (CUDA) program: taiji/compiler/cuda.py
-        # (a region asks for its CPU kernel at its first run: device programs never run one)
-        g = absorb_column_sums(fuse_elementwise(g))
         n_user = res.n_user_outputs
         state = frozenset(range(n_user, n_user + len(res.mutated)))
         n_args = len(tensors)
         inplace = {n_user + k: n_args + i for k, i in enumerate(res.mutated)}
+        if be is None:  # F-order inputs (Parameter(w.t())): computed on their transposes
+            arrays = [t._data for t in tensors] + [c.payload for c in res.captures]
+            g = layout.apply(g, [layout.transposed(a) for a in arrays], inplace)
+        # (a region asks for its CPU kernel at its first run: device programs never run one)
+        g = absorb_column_sums(fuse_elementwise(g))
         g = P.plan_memory(g, state, inplace, over_dying=be is None)
         fn, src = compile_graph(g, g.plan) if be is None else compile_device(g, res, n_args, be)
         dt_ = time.perf_counter() - t0
@@ -397,6 +400,8 @@ def _write_array(t, new) -> None:
     old = t._data
     if new is old:
         pass  # computed in place
+    elif _view_of_itself(new, old):
+        pass  # computed in place through a view of its storage (compiler/layout.py)
     elif isinstance(new, np.generic) and type(old) is np.ndarray and old.shape == () and \
             old.flags.writeable:
         old[()] = new  # a 0-d result (a step count): 10x cheaper than copyto
@@ -405,6 +410,16 @@ def _write_array(t, new) -> None:
     else:
         t._data = np.asarray(new) if isinstance(new, np.generic) else new
     t._version += 1
+
+
+def _view_of_itself(new, old) -> bool:
+    """Is ``new`` a view of exactly ``old``'s elements, laid out alike? (A base check
+    first: outputs in fresh memory leave at once.)"""
+    b = getattr(new, "base", None)
+    return (b is not None and (b is old or b is getattr(old, "base", None))
+            and type(new) is np.ndarray and new.shape == old.shape
+            and new.strides == old.strides and new.dtype == old.dtype
+            and new.__array_interface__["data"][0] == old.__array_interface__["data"][0])
 
 
 def _as_payload(a):

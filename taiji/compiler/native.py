@@ -26,7 +26,7 @@ import numpy as np
 
 from taiji import _background, _dtypes as dt
 from taiji._core.ir import Graph, Literal, Var
-from taiji.compiler import blas, codegen, native_xent
+from taiji.compiler import blas, codegen, layout, native_xent
 from taiji.compiler.passes import inplace_target
 
 enabled = os.environ.get("TAIJI_NATIVE", "1") != "0"
@@ -118,11 +118,16 @@ def segments(g: Graph, be_dtypes: dict, seen: tuple = ()) -> list[tuple[int, int
     equation reading a graph input whose array in ``seen`` (a run's arguments) is not
     C-contiguous (a transposed parameter) stays Python: its segment, typed for C arrays
     (``_numba_type``), would refuse that array at every call, and a refused numba call
-    costs ~100 us of type matching before the fallback runs."""
+    costs ~100 us of type matching before the fallback runs. The transpose of an F-order
+    one (compiler/layout.py) is C-contiguous, and may be native."""
     strided = {id(v) for v, a in zip(g.inputs, seen)
                if type(a) is np.ndarray and a.ndim and not a.flags.c_contiguous}
+    f_order = {id(v) for v, a in zip(g.inputs, seen) if layout.transposed(a)}
     nonc = set(strided)
     for e in g.eqns:
+        if e.prim.name == "transpose" and id(e.inputs[0]) in f_order and \
+                tuple(e.params["perm"]) == (1, 0):
+            continue  # (if a later run's array is not F-order, numba refuses the view)
         if e.prim.name in codegen.VIEW_PRIMS and e.prim.name not in C_VIEWS:
             nonc.update(id(o) for o in e.outputs)
     runs, start = [], None

@@ -229,6 +229,7 @@ def plan_memory(g: Graph, reusable_outputs: frozenset = frozenset(),
             last[base(v)] = end
     escaping = {root.get(v, v) for v in escaping}  # storage that leaves the function
     want_inplace = {}  # output var id -> graph input index
+    want_view = _transposed_inplace(g, inplace, escaping)  # var id -> input's view to write
     for oi, ii in inplace.items():
         o, iv = g.outputs[oi], g.inputs[ii]
         if isinstance(o, Var) and id(iv) not in escaping and o.aval == iv.aval:
@@ -255,6 +256,12 @@ def plan_memory(g: Graph, reusable_outputs: frozenset = frozenset(),
                 plan[id(o)] = ("arg", ii)
                 n_inplace += 1
                 continue
+            tv = want_view.get(id(o))
+            if tv is not None and e.prim.name == "fused" and any(v is tv for v in e.inputs) \
+                    and _inplace_ok(e, tv, last.get(base(tv), -1), i):
+                plan[id(o)] = ("in", tv)  # the transposed state over its own storage
+                n_inplace += 1
+                continue
             v = _dying_input(e, o, i, plan, last, base, escaping, taken) if over_dying else None
             if v is not None:  # the buffer now holds o, and lives as long as o does
                 plan[id(o)] = ("in", v)
@@ -274,6 +281,27 @@ def plan_memory(g: Graph, reusable_outputs: frozenset = frozenset(),
     out = g.with_eqns(list(g.eqns), note=f"plan_memory ({len(plan)} buffers, {reused} reused, "
                                          f"{n_inplace} in place)")
     out.plan = plan
+    return out
+
+
+def _transposed_inplace(g: Graph, inplace: dict, escaping: set) -> dict:
+    """For state computed on transposes (compiler/layout.py): output ``transpose(o_t)`` to
+    be written back into input ``v``, read as ``v_t = transpose(v)``: {id(o_t): v_t}, so
+    ``o_t`` is computed over ``v_t`` and the output is a view of ``v``'s own storage."""
+    views, made_by = {}, {}
+    for e in g.eqns:
+        if e.prim.name == "transpose" and tuple(e.params["perm"]) == (1, 0):
+            src = e.inputs[0]
+            made_by[id(e.outputs[0])] = src
+            if isinstance(src, Var):
+                views.setdefault(id(src), e.outputs[0])
+    out = {}
+    for oi, ii in inplace.items():
+        o, iv = g.outputs[oi], g.inputs[ii]
+        o_t, v_t = made_by.get(id(o)), views.get(id(iv))
+        if (isinstance(o_t, Var) and v_t is not None and id(iv) not in escaping
+                and o_t.aval == v_t.aval):
+            out[id(o_t)] = v_t
     return out
 
 

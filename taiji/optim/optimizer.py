@@ -18,6 +18,8 @@ from collections import defaultdict
 from copy import deepcopy
 from typing import Any, Callable, Iterable
 
+import numpy as np
+
 from taiji import _dtypes as dt
 from taiji._core.interpreters import eager, STATE
 from taiji.autograd import no_grad, enable_grad
@@ -162,10 +164,16 @@ class Optimizer:
         return dict(tens)
 
     def _zeros_state(self, p: Tensor, dtype=None) -> Tensor:
-        """Concrete zeros shaped like ``p`` (created eagerly even while tracing)."""
+        """Concrete zeros shaped like ``p`` (created eagerly even while tracing), laid out
+        like ``p``: F-order for a transposed parameter, so a compiled update runs on
+        transposes (compiler/layout.py)."""
         from taiji._creation import zeros
+        from taiji.compiler.layout import stored_transposed
         with eager():
-            return zeros(*p.shape, dtype=dtype or p.dtype, device=p.device)
+            z = zeros(*p.shape, dtype=dtype or p.dtype, device=p.device)
+            if type(z._data) is np.ndarray and stored_transposed(p):
+                z._data = np.zeros(p.shape, z._data.dtype, order="F")
+            return z
 
     def _step_tensor(self, state: dict) -> Tensor:
         if "step" not in state:
