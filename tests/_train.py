@@ -39,3 +39,18 @@ def train_jit(sizes, steps=6, batch=32, lr=1e-2, use_native=True, seed=0):
             fusion.wait_for_kernels(120)  # the native build is asked for at the 2nd run
     lowered = step.lower(taiji.tensor(xs[0]), taiji.tensor(ys[0]))
     return losses, [p.detach().numpy().copy() for p in model.parameters()], lowered
+
+
+def first_weight_mlp(transposed: bool):
+    """A 12-10-3 ReLU MLP (seed 0) whose first weight is stored transposed (F-order, as
+    ``nn.Parameter(w.t())`` makes it) or row-major, with the same values; returns (model,
+    that weight's values)."""
+    taiji.manual_seed(0)
+    model = nn.Sequential(nn.Linear(12, 10), nn.ReLU(), nn.Linear(10, 3))
+    w = model[0].weight.detach().numpy().copy()
+    with taiji.no_grad():
+        data = taiji.from_numpy(np.ascontiguousarray(w.T)).t() if transposed else \
+            taiji.from_numpy(w)
+    model[0].weight = nn.Parameter(data)
+    assert model[0].weight._data.flags.c_contiguous != transposed
+    return model, w

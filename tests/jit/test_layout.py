@@ -5,10 +5,10 @@ import numpy as np
 import pytest
 
 import taiji
-from taiji import nn, optim
+from taiji import optim
 from taiji.compiler import blas, fusion, layout, native
 
-from _train import ce_step
+from _train import ce_step, first_weight_mlp
 
 
 def _t(a):
@@ -76,16 +76,8 @@ def test_a_program_traced_on_a_transposed_array_takes_a_row_major_one():
                                    rtol=1e-5)
 
 
-@pytest.mark.skipif(not fusion._numba_available() or not blas.blas(),
-                    reason="needs numba and NumPy's OpenBLAS")
 def _trained(transposed: bool):
-    taiji.manual_seed(0)
-    model = nn.Sequential(nn.Linear(12, 10), nn.ReLU(), nn.Linear(10, 3))
-    w = model[0].weight.detach().numpy().copy()
-    with taiji.no_grad():
-        data = taiji.from_numpy(np.ascontiguousarray(w.T)).t() if transposed else \
-            taiji.from_numpy(w)
-        model[0].weight = nn.Parameter(data)
+    model, w = first_weight_mlp(transposed)
     storage = model[0].weight._data
     opt = optim.Adam(model.parameters(), lr=1e-2)
     step = taiji.jit(ce_step(model, opt))
@@ -99,6 +91,8 @@ def _trained(transposed: bool):
     return model, opt, storage, w, step.lower(x, y)
 
 
+@pytest.mark.skipif(not fusion._numba_available() or not blas.blas(),
+                    reason="needs numba and NumPy's OpenBLAS")
 def test_a_transposed_parameter_is_updated_in_place_natively(kernels, monkeypatch):
     monkeypatch.setattr(native, "enabled", True)
     model, opt, storage, w, low = _trained(transposed=True)

@@ -9,7 +9,7 @@ import taiji
 from taiji import nn, optim
 from taiji.compiler import blas, fusion, native
 
-from _train import ce_step, train_jit
+from _train import ce_step, first_weight_mlp, train_jit
 
 pytestmark = pytest.mark.skipif(not fusion._numba_available() or not blas.blas(),
                                 reason="needs numba and NumPy's OpenBLAS")
@@ -116,14 +116,7 @@ def test_training_a_transposed_parameter(tiers):
     # a parameter whose storage is another tensor's transpose (Parameter(w.t())), trained
     # by a jitted step past its native build: the same as the same values stored row-major
     def run(transposed):
-        taiji.manual_seed(0)
-        model = nn.Sequential(nn.Linear(12, 10), nn.ReLU(), nn.Linear(10, 3))
-        w = model[0].weight.detach().numpy().copy()
-        with taiji.no_grad():
-            data = taiji.from_numpy(np.ascontiguousarray(w.T)).t() if transposed else \
-                taiji.from_numpy(w)
-        model[0].weight = nn.Parameter(data)
-        assert model[0].weight._data.flags.c_contiguous != transposed
+        model, _ = first_weight_mlp(transposed)
         step = taiji.jit(ce_step(model, optim.Adam(model.parameters(), lr=1e-2)))
         rng = np.random.default_rng(4)
         losses = []
