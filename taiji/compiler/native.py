@@ -116,9 +116,9 @@ def native_ok(e, nonc: set, be_dtypes: dict) -> bool:
 def segments(g: Graph, be_dtypes: dict, seen: tuple = ()) -> list[tuple[int, int]]:
     """Maximal runs [start, end) of native equations, MIN_SEGMENT long or longer. An
     equation reading a graph input whose array in ``seen`` (a run's arguments) is not
-    C-contiguous (a transposed parameter) stays Python: its segment, typed for C arrays
-    (``_numba_type``), would refuse that array at every call, and a refused numba call
-    costs ~100 us of type matching before the fallback runs. The transpose of an F-order
+    C-contiguous (a transposed parameter) stays Python: segment code reads flat C memory,
+    and a segment typed for C arrays would refuse that array at every call (a refused numba
+    call costs ~100 us of type matching before the fallback runs). The transpose of an F-order
     one (compiler/layout.py) is C-contiguous, and may be native."""
     strided = {id(v) for v, a in zip(g.inputs, seen)
                if type(a) is np.ndarray and a.ndim and not a.flags.c_contiguous}
@@ -275,11 +275,6 @@ def _numba_type(v, seen):
     first run, for graph inputs)."""
     import numba
     from numba.core import types
-    if isinstance(seen, np.ndarray) and seen.ndim and not seen.flags.c_contiguous:
-        # the segment's code reads flat C memory (products, fused kernels, reshapes): typed
-        # as C, a transposed or strided array is refused with TypeError and its calls take
-        # the Python code, which handles any layout
-        return types.Array(numba.from_dtype(seen.dtype), seen.ndim, "C")
     if seen is not None:
         return numba.typeof(seen)
     d = numba.from_dtype(np.dtype(v.dtype.np))
