@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from taiji._core.primitive import Primitive, ShapedArray
+from taiji.backends import backend_for_xp
 from taiji._prims._util import broadcast_shapes, same_dtype
 from taiji._prims.elementwise import unbroadcast, _binary_batch
 
@@ -10,10 +11,6 @@ from taiji._prims.elementwise import unbroadcast, _binary_batch
 # transposed weight, and every gradient comes out contiguous. Both operands are >= 2-D (the op
 # layer reshapes 1-D cases); batch dimensions broadcast.
 matmul = Primitive("matmul")
-
-
-def _mT(a):
-    return a.swapaxes(-1, -2)
 
 
 def _lowp_in(xp, *xs):
@@ -29,7 +26,7 @@ def _lowp_in(xp, *xs):
 @matmul.def_impl
 def _matmul_impl(xp, x, y, *, ta=False, tb=False):
     a, b = _lowp_in(xp, x, y)
-    out = xp.matmul(_mT(a) if ta else a, _mT(b) if tb else b)
+    out = backend_for_xp(xp).matmul(a, b, ta, tb)  # (CUDA: cuBLAS, capturable in graphs)
     return out if out.dtype == x.dtype else out.astype(x.dtype)
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from taiji._core.primitive import Primitive
 from taiji._prims._util import moveaxis_to_front
 from taiji._prims.reduce import reduce_sum
+from taiji.backends import backend_for_xp
 
 softmax = Primitive("softmax")
 log_softmax = Primitive("log_softmax")
@@ -279,6 +280,11 @@ softmax_xent_with_grad = Primitive("softmax_cross_entropy_with_grad", multiple_r
 
 @softmax_xent_with_grad.def_impl
 def _xent_both_impl(xp, logits, labels, g, *, ignore_index, reduction):
+    fused = getattr(backend_for_xp(xp), "softmax_xent_with_grad", None)  # (CUDA: 3 kernels)
+    if fused is not None:
+        both = fused(logits, labels, g, ignore_index, reduction)
+        if both is not None:
+            return both
     p = _XentParts(xp, logits, labels, ignore_index)
     loss = _xent_loss(xp, p, logits.dtype, reduction)  # reads z; the gradient overwrites e
     return loss, _xent_dlogits(xp, p, g, logits.dtype, reduction)

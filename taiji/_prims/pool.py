@@ -22,6 +22,7 @@ import numpy as np
 from taiji._core.primitive import Primitive, ShapedArray
 from taiji._kernels import Kernel
 from taiji._prims._util import moveaxis_to_front
+from taiji.backends import backend_for_xp
 
 max_pool = Primitive("max_pool")
 max_pool_route = Primitive("max_pool_route")
@@ -57,7 +58,11 @@ def _select(xp, x, kernel, want_idx=True):
     m = v[:, :, :, 0, :, 0]
     it = xp.int8 if kh * kw <= 127 else xp.int32  # narrow: less memory traffic
     idx = xp.zeros(m.shape, dtype=it) if want_idx else None
-    nan = x.dtype.kind in "fc" and bool(xp.isnan(x).any())  # one pass, then none per step
+    # NumPy: one pass finds whether any NaN needs the slower scan. A device keeps the scan
+    # NaN-aware instead: reading the answer on the host would wait for the device, and a
+    # CUDA graph capture refuses it
+    host = getattr(xp, "__name__", "") == "numpy"
+    nan = x.dtype.kind in "fc" and (not host or bool(xp.isnan(x).any()))
     for k in range(1, kh * kw):
         a = v[:, :, :, k // kw, :, k % kw]
         take = (a > m) | xp.isnan(a) if nan else a > m
@@ -135,6 +140,10 @@ def _pool_impl(xp, x, *, kernel):
         out = np.empty(x.shape[:2] + _outs(x.shape, kernel), x.dtype)
         k(x, out)
         return out
+    fast = getattr(backend_for_xp(xp), "max_pool", None)  # (CUDA: one kernel)
+    out = fast(x, kernel) if fast is not None else None
+    if out is not None:
+        return out
     return xp.ascontiguousarray(_select(xp, x, kernel, want_idx=False)[0])
 
 
@@ -144,6 +153,10 @@ def _route_impl(xp, g, x, *, kernel):
     if k is not None:
         out = np.empty_like(x)  # x's memory layout: see _ROUTE
         k(np.ascontiguousarray(g), x, out)
+        return out
+    fast = getattr(backend_for_xp(xp), "max_pool_route", None)
+    out = fast(g, x, kernel) if fast is not None else None
+    if out is not None:
         return out
     _, idx = _select(xp, x, kernel)
     kh, kw = kernel

@@ -75,6 +75,23 @@ class Backend:
         """Write ``src`` into ``dst`` (same device)."""
         self.xp.copyto(dst, src)
 
+    def view_bytes(self, block, offset: int, shape: tuple, dtype):
+        """An array of ``shape`` and ``dtype`` over the bytes of 1-D uint8 ``block`` from
+        ``offset`` (compiled device programs hand out their outputs this way)."""
+        n = int(np.prod(shape)) * np.dtype(dtype).itemsize
+        return block[offset:offset + n].view(dtype).reshape(shape)
+
+    def colsum(self, x, out=None):
+        """``x.sum(axis=0)`` of a 2-D array (a Linear layer's bias gradient)."""
+        return self.xp.sum(x, axis=0) if out is None else self.xp.sum(x, axis=0, out=out)
+
+    def matmul(self, a, b, ta: bool = False, tb: bool = False, out=None):
+        """``op(a) @ op(b)``, ``op`` transposing the last two axes where its flag is set,
+        written into ``out`` when given (the matmul primitive's impl and device programs)."""
+        a = a.swapaxes(-1, -2) if ta else a
+        b = b.swapaxes(-1, -2) if tb else b
+        return self.xp.matmul(a, b) if out is None else self.xp.matmul(a, b, out=out)
+
     def __repr__(self) -> str:
         return f"Backend({self.name!r})"
 

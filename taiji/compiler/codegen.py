@@ -43,6 +43,9 @@ class Emitter:
         self.ns: dict = {"_np": np}
         # {dtype: K block} when the program may switch threads (blas.kblocks), else None
         self.kblocks: dict | None = None
+        # a device program's backend: its products (Backend.matmul) and column sums
+        # (Backend.colsum) replace the array module's
+        self.device = None
         self.names: dict = {}  # id(var) -> name; ('s', id(var)) -> its scalar's name
         self.count = itertools.count()
         self.lines: list[str] = []
@@ -110,6 +113,9 @@ def emit_eqn(em: Emitter, e, out_buf: str | None) -> str:
     if p == "relu":
         zero = em.const(np.zeros((), e.outputs[0].dtype.np), "_z")
         return f"_np.maximum({ins[0]}, {zero}{outk})"
+    if p == "matmul" and em.device is not None:
+        em.ns["_dmm"] = em.device.matmul
+        return f"_dmm({ins[0]}, {ins[1]}, {bool(prm.get('ta'))}, {bool(prm.get('tb'))}{outk})"
     if p == "matmul" and np.dtype(e.outputs[0].aval.dtype.np).itemsize > 2:
         # (half-precision products go through the primitive's impl: float32 accumulation)
         kb = em.kblocks.get(np.dtype(e.outputs[0].aval.dtype.np)) if em.kblocks else None
@@ -135,6 +141,10 @@ def emit_eqn(em: Emitter, e, out_buf: str | None) -> str:
         if out_buf:
             return f"_np.copyto({out_buf}, {ins[0]}, casting='unsafe') or {out_buf}"
         return f"{ins[0]}.astype({d})"
+    if (p == "reduce_sum" and em.device is not None and tuple(prm["axes"]) == (0,)
+            and not prm["keepdims"] and len(e.inputs[0].shape) == 2):
+        em.ns["_dcs"] = em.device.colsum
+        return f"_dcs({ins[0]}{outk})"
     if p in ("reduce_sum", "reduce_max", "reduce_min"):
         fn = {"reduce_sum": "sum", "reduce_max": "max", "reduce_min": "min"}[p]
         axes, keep = prm["axes"], prm["keepdims"]
@@ -187,10 +197,12 @@ def emit_line(em: Emitter, g: Graph, plan: dict, e, args: list) -> str:
     return f"    {lhs} = {rhs}  # {shapes}"
 
 
-def generate(g: Graph, plan: dict | None = None, xp=np) -> tuple[str, dict]:
-    """Python source and namespace for ``g`` (``plan``: var id -> preallocated buffer)."""
+def generate(g: Graph, plan: dict | None = None, xp=np, device=None) -> tuple[str, dict]:
+    """Python source and namespace for ``g`` (``plan``: var id -> preallocated buffer;
+    ``device``: a device program's backend, whose products and column sums it calls)."""
     em = Emitter()
     em.ns["_np"] = xp
+    em.device = device
     if xp is np:
         em.kblocks = blas.kblocks(g)
     args = [em.name(v) for v in g.inputs]

@@ -78,7 +78,7 @@ def compile_program(g: Graph, res, n_args: int, backend):
     """``(program, source)`` for planned graph ``g`` on ``backend``'s device."""
     from taiji.compiler.fusion import fused
     eqns = []
-    for e in g.eqns:
+    for e in _scalar_prologue(g, backend):
         if e.prim is fused:
             e = Eqn(fused, e.inputs, {"region": DeviceRegion(e.params["region"], backend)},
                     e.outputs, e.where)
@@ -89,6 +89,63 @@ def compile_program(g: Graph, res, n_args: int, backend):
     program = DeviceProgram(fn, res, n_args, backend)
     return program, src + f"\n# device program on {backend.name}: constants and buffers " \
                           f"on the device; CUDA graph replay: {program.mode == 'graph'}"
+
+
+def _scalar_prologue(g: Graph, backend) -> list:
+    """``g``'s equations with its 0-d arithmetic on inputs and constants (an optimizer's
+    bias corrections: about eight operations per parameter) as one fused region at the
+    start. On a CPU these run as Python scalars; on a GPU each would be a kernel launch,
+    and inside a CUDA graph a node of its own, several microseconds each. One kernel with
+    one thread computes them all instead."""
+    from types import SimpleNamespace
+
+    from taiji.compiler.fusion import fused
+    if not config.fuse_kernels:
+        return g.eqns
+    avail = {id(v) for v in g.inputs if v.shape == () and v.dtype.name in _CTYPES}
+    group = []
+    for e in g.eqns:
+        o = e.outputs[0]
+        if (e.prim is fused or len(e.outputs) != 1 or o.shape != ()
+                or o.dtype.name not in _CTYPES or not _expressible(e)):
+            continue
+        if all(id(v) in avail if not isinstance(v, Literal) else _literal_ok(v)
+               for v in e.inputs):
+            group.append(e)
+            avail.add(id(o))
+    if len(group) < 2:
+        return g.eqns
+    members = {id(e) for e in group}
+    made = {id(e.outputs[0]) for e in group}
+    used = {id(v) for e in g.eqns if id(e) not in members for v in e.inputs}
+    used |= {id(v) for v in g.outputs}
+    ins, seen = [], set()
+    for e in group:
+        for v in e.inputs:
+            if not isinstance(v, Literal) and id(v) not in made and id(v) not in seen:
+                seen.add(id(v))
+                ins.append(v)
+    outs = [e.outputs[0] for e in group if id(e.outputs[0]) in used]
+    region = SimpleNamespace(graph=Graph(ins, group, outs), shape=(), patterns=["s"] * len(ins),
+                             colsum=())
+    head = Eqn(fused, ins, {"region": region}, outs, group[0].where)
+    return [head] + [e for e in g.eqns if id(e) not in members]
+
+
+def _expressible(e) -> bool:
+    try:
+        _expr(e.prim.name, ["a"] * len(e.inputs), _CTYPES[e.outputs[0].dtype.name])
+    except KeyError:
+        return False
+    return not e.params or e.prim.name == "convert_element_type"
+
+
+def _literal_ok(v: Literal) -> bool:
+    try:
+        _literal(v)
+    except KeyError:
+        return False
+    return True
 
 
 def _device_plan(plan: dict, backend) -> dict:
@@ -110,7 +167,7 @@ def _codegen(g: Graph, plan, backend):
     """Codegen with ``_np`` bound to the backend's array module and every host array
     constant moved onto the device."""
     from taiji.compiler.codegen import generate
-    src, ns = generate(g, plan, backend.xp)
+    src, ns = generate(g, plan, backend.xp, device=backend)
     for k, v in list(ns.items()):
         if type(v) is np.ndarray:  # (literals, zero scalars; not the plan's device buffers)
             ns[k] = backend.asarray(v)
@@ -206,12 +263,10 @@ class DeviceRegion:
         return self._colsums(outs, out)
 
     def _colsums(self, outs: list, out) -> tuple:
-        xp = self.backend.xp
         n = len(self.out_dtypes)
         for i, k in enumerate(self.colsum):  # (a second pass on the device: a column sum)
             b = out[n + i] if out is not None and len(out) > n + i else None
-            outs.append(xp.sum(outs[k], axis=0) if b is None else
-                        xp.sum(outs[k], axis=0, out=b))
+            outs.append(self.backend.colsum(outs[k], out=b))
         return tuple(outs)
 
     def __repr__(self):
@@ -258,6 +313,8 @@ def _expr(p: str, a: list, t: str) -> str:
         return f"(({a[0]} > ({t})0 || isnan({a[0]})) ? {a[0]} : ({t})0)"
     if p == "neg":
         return f"(-{a[0]})"
+    if p == "pow":
+        return f"pow({a[0]}, {a[1]})"
     if p in ("sqrt", "floor", "ceil", "trunc"):
         return f"{p}({a[0]})"
     if p == "abs":
@@ -355,6 +412,10 @@ class DeviceProgram:
         self.mode = "graph" if self.capturer is not None else "plain"
         self.static = None      # graph mode: the input buffers the graph reads
         self.graph_outs = None  # graph mode: the output arrays the graph writes
+        # graph mode: (block, [(output k, byte offset, shape, dtype)]): the graph copies its
+        # outputs other than state into one block, which each call copies out at once
+        self.staging = None
+        self.copy_each: list = []
         self.replay = None
         self.host_inputs: set = set()
         self.calls = 0
@@ -373,7 +434,16 @@ class DeviceProgram:
             if a is not static[i]:  # a new batch, or state rebound since the last call
                 self.backend.copyto(static[i], a)
         self.replay()
-        return self._deliver(list(self.graph_outs), static, payloads, copy_out=True)
+        outs = list(self.graph_outs)
+        if self.staging is not None:  # the graph's own outputs: one copy hands them out
+            block, where = self.staging
+            block = block.copy()
+            view = self.backend.view_bytes
+            for k, off, shape, dtype in where:
+                outs[k] = view(block, off, shape, dtype)
+        for k in self.copy_each:  # (outputs that are not device arrays: host constants)
+            outs[k] = outs[k].copy()
+        return self._deliver(outs, static, payloads, copy_out=False)
 
     def _on_device(self, payloads):
         """The payloads as device arrays (host ones, such as a CPU generator's key that
@@ -428,9 +498,35 @@ class DeviceProgram:
                 static.append(b)
         cap = self.capturer
         first = list(cap.warmup(self.fn, static))
+        adopted = {k: j for k, j in self.state_of.items() if static[j] is arrays[j]
+                   and type(payloads[j]) is not np.ndarray and _writable(static[j])}
+        staged = [k for k in range(len(first)) if k not in self.state_of and be.owns(first[k])]
+        self.copy_each = [k for k in range(len(first))
+                          if k not in self.state_of and k not in staged]
+        layout, size = [], 0
+        for k in staged:
+            a = first[k]
+            layout.append((k, size, a.shape, a.dtype))
+            size += -(-max(a.nbytes, 1) // 256) * 256  # (256-byte aligned views)
+        block = be.xp.empty(size, dtype=np.uint8) if staged else None
+        fn = self.fn
+
+        def step(*args):
+            # (captured with the program: state written back in place, the other outputs
+            # copied into the staging block, so a replay leaves nothing to do in Python
+            # but one copy of that block)
+            outs = list(fn(*args))
+            for k, j in adopted.items():
+                if outs[k] is not args[j]:
+                    be.copyto(args[j], outs[k])
+                    outs[k] = args[j]
+            for k, off, shape, dtype in layout:
+                be.copyto(be.view_bytes(block, off, shape, dtype), outs[k])
+            return outs
         try:
-            self.graph_outs, self.replay = cap.capture(self.fn, static)
+            self.graph_outs, self.replay = cap.capture(step, static)
             self.static = static
+            self.staging = (block, layout) if staged else None
         except Exception as e:  # noqa: BLE001 - any capture failure: plain launches
             self.mode = "plain"
             self.fallback_reason = f"{type(e).__name__}: {e}"
@@ -462,8 +558,8 @@ class CupyCapturer:
     Warm-up and capture run on a private non-blocking stream with a private memory pool:
     the memory the graph's kernels write (intermediates, outputs) then belongs to this
     graph alone and is never handed to other code while the graph lives (PyTorch does the
-    same). Replays are ordered after the work already queued on the current stream, and
-    work queued after a replay waits for it (events both ways)."""
+    same). Replays run on the current stream, so they are ordered with the work queued on
+    it before and after."""
 
     def __init__(self, cupy):
         self.cupy = cupy
@@ -508,8 +604,7 @@ class CupyCapturer:
         self.graph = graph
 
         def replay():
-            c = cp.cuda.get_current_stream()
-            s.wait_event(c.record())
-            graph.launch(s)
-            c.wait_event(s.record())
+            # (on the caller's stream: ordered after its queued work and before what it
+            # queues next, with no events; the graph's memory is the private pool's)
+            graph.launch(cp.cuda.get_current_stream())
         return list(outs), replay

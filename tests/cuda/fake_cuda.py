@@ -49,8 +49,42 @@ def _wrap(x):
     return x
 
 
+CAPTURING = [False]  # set while FakeCapturer records a program, as a capturing stream is
+
+
+def _refuse_while_capturing() -> None:
+    """CuPy refuses device-to-host reads while its stream is captured: so does the fake."""
+    if CAPTURING[0]:
+        raise RuntimeError("the current stream is capturing, so D2H transfers are disallowed")
+
+
 class FakeCudaArray(np.ndarray):
-    """An array on the fake GPU."""
+    """An array on the fake GPU (reading one's values on the host, ``bool(a)``, ``float(a)``,
+    ``a.item()``, ``a.tolist()``, is refused during a graph capture, as in CuPy)."""
+
+    def __bool__(self):
+        _refuse_while_capturing()
+        return super().__bool__()
+
+    def __float__(self):
+        _refuse_while_capturing()
+        return super().__float__()
+
+    def __int__(self):
+        _refuse_while_capturing()
+        return super().__int__()
+
+    def __index__(self):
+        _refuse_while_capturing()
+        return super().__index__()
+
+    def item(self, *args):
+        _refuse_while_capturing()
+        return super().item(*args)
+
+    def tolist(self):
+        _refuse_while_capturing()
+        return super().tolist()
 
     def __getitem__(self, idx):
         return _wrap(super().__getitem__(idx))  # x[()] is a 0-d array, as in CuPy
@@ -144,7 +178,11 @@ class FakeCapturer:
             raise RuntimeError(be.fail_capture)
         be.captures += 1
         probe_args = [a.copy() for a in args]
-        probe = list(fn(*probe_args))  # (shapes only: computed on copies, then dropped)
+        CAPTURING[0] = True
+        try:
+            probe = list(fn(*probe_args))  # (shapes only: computed on copies, then dropped)
+        finally:
+            CAPTURING[0] = False
         outs = []
         for r in probe:
             j = next((j for j, a in enumerate(probe_args) if r is a), None)
@@ -182,6 +220,7 @@ class FakeCudaBackend(Backend):
         return np.array(_unwrap(data), dtype=dtype, copy=True).view(FakeCudaArray)  # upload
 
     def to_host(self, a) -> np.ndarray:
+        _refuse_while_capturing()
         return np.array(_unwrap(a), copy=True)
 
     def device_name(self, a) -> str:

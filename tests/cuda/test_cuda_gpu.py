@@ -209,3 +209,127 @@ def test_dropout_inside_jit_uses_the_gpu_generator():
     assert a != b  # a fresh mask each call
     assert taiji.random._gen(None, "cuda")._state.device == "cuda:0"
     assert program_of(f).host_inputs == set()  # nothing copied from the CPU per call
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64", "float16"])
+def test_cublas_products_match_numpy_for_every_layout(dtype):
+    """The backend's products (cuBLAS called directly, taiji.backends.cublas) on views of
+    every layout the plan reads without a copy, and ones it must copy, against NumPy."""
+    import cupy
+    from test_cublas_plan import CASES
+    be = taiji.backends.get_backend("cuda")
+    gemm = be._gemm if be._gemm is not None else be._load_gemm()
+    assert gemm, be.gemm_unavailable_reason
+    tol = dict(rtol=1e-2, atol=5e-2) if dtype == "float16" else dict(rtol=1e-5, atol=1e-5)
+    extra = {"strided both axes": (lambda b: b[:48].reshape(6, 8)[::2, ::2],
+                                   lambda b: b[:20].reshape(4, 5), 0, 0)}
+    for name, (make_a, make_b, ta, tb) in {**CASES, **extra}.items():
+        buf = np.random.default_rng(1).standard_normal(4096).astype(dtype)
+        a_h, b_h = make_a(buf), make_b(buf[::-1].copy())
+        dbuf, dbuf2 = cupy.asarray(buf), cupy.asarray(buf[::-1].copy())
+        a_d, b_d = make_a(dbuf), make_b(dbuf2)
+        a64, b64 = a_h.astype(np.float64), b_h.astype(np.float64)
+        want = np.matmul(a64.swapaxes(-1, -2) if ta else a64, b64.swapaxes(-1, -2) if tb else b64)
+        got = be.matmul(a_d, b_d, bool(ta), bool(tb))
+        assert got.dtype == np.dtype(dtype), name
+        np.testing.assert_allclose(got.get().astype(np.float64), want, err_msg=name, **tol)
+        out = cupy.full(want.shape, 7, dtype=dtype)
+        assert be.matmul(a_d, b_d, bool(ta), bool(tb), out=out) is out
+        np.testing.assert_allclose(out.get().astype(np.float64), want, err_msg=name, **tol)
+
+
+def test_a_product_is_captured_in_a_cuda_graph():
+    """cuBLAS inside stream capture: the replayed graph recomputes from new input values."""
+    import cupy
+    be = taiji.backends.get_backend("cuda")
+    a = cupy.asarray(np.random.default_rng(2).standard_normal((64, 32)), dtype=cupy.float32)
+    b = cupy.asarray(np.random.default_rng(3).standard_normal((48, 32)), dtype=cupy.float32)
+    s = cupy.cuda.Stream(non_blocking=True)
+    with s:
+        be.matmul(a, b, False, True)  # (the handle meets the stream before the capture)
+        s.begin_capture()
+        c = be.matmul(a, b, False, True)
+        graph = s.end_capture()
+    a[...] = 2 * a
+    cupy.cuda.Device().synchronize()  # (s does not wait for the default stream)
+    graph.launch(s)
+    s.synchronize()
+    np.testing.assert_allclose(c.get(), a.get() @ b.get().T, rtol=1e-5, atol=1e-4)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+def test_cross_entropy_kernels_match_the_array_rule(reduction):
+    """The three-kernel CUDA cross-entropy (taiji/backends/cupy_xent.py) against NumPy's
+    rule: ignored rows, more classes than a warp has lanes, a NaN logit."""
+    import cupy
+    from taiji._prims.nn import _xent_both_impl
+    be = taiji.backends.get_backend("cuda")
+    rng = np.random.default_rng(4)
+    for n, c in ((5, 3), (64, 10), (37, 70), (3000, 10)):
+        x = (rng.standard_normal((n, c)) * 3).astype(np.float32)
+        x[1, 2] = np.nan
+        lab = rng.integers(0, c, n)
+        lab[::4] = -100
+        g = (np.asarray(0.7, np.float32) if reduction != "none"
+             else rng.standard_normal(n).astype(np.float32))
+        loss, d = _xent_both_impl(np, x, lab, g, ignore_index=-100, reduction=reduction)
+        got = be.softmax_xent_with_grad(cupy.asarray(x), cupy.asarray(lab), cupy.asarray(g),
+                                        -100, reduction)
+        assert got is not None
+        gl, gd = (a.get() for a in got)
+        assert gl.shape == np.shape(loss) and gd.shape == d.shape
+        if reduction == "none":
+            np.testing.assert_allclose(gl, loss, rtol=1e-5, atol=1e-6, err_msg=f"{n}x{c}")
+        else:  # (row 1's NaN reaches the total; row 0 is ignored, so take rows 2..)
+            assert np.isnan(gl) and np.isnan(loss)
+            keep = np.ones(n, bool)
+            keep[1] = False
+            x2 = x[keep]
+            l2, _ = _xent_both_impl(np, x2, lab[keep], g, ignore_index=-100,
+                                    reduction=reduction)
+            g2 = be.softmax_xent_with_grad(cupy.asarray(x2), cupy.asarray(lab[keep]),
+                                           cupy.asarray(g), -100, reduction)[0].get()
+            np.testing.assert_allclose(g2, l2, rtol=1e-5, err_msg=f"{n}x{c}")
+        # (atol: the label column's p - 1 cancels, so a last-bit difference in exp shows
+        # as a relative one of ~1e-5 there)
+        np.testing.assert_allclose(gd, d, rtol=1e-5, atol=1e-6, err_msg=f"{n}x{c}")
+
+
+def test_column_sums_match_numpy():
+    """Backend.colsum on CUDA (a cuBLAS product with a ones vector, full float32), with and
+    without an output buffer, and CuPy's sum for other dtypes."""
+    import cupy
+    be = taiji.backends.get_backend("cuda")
+    rng = np.random.default_rng(5)
+    for n, c in ((1, 7), (64, 10), (4096, 256), (33000, 3)):
+        for dtype in (np.float32, np.float64):
+            x = rng.standard_normal((n, c)).astype(dtype)
+            want = x.astype(np.float64).sum(axis=0)
+            got = be.colsum(cupy.asarray(x))
+            assert got.shape == (c,) and got.dtype == dtype
+            np.testing.assert_allclose(got.get(), want, rtol=1e-4, atol=1e-4 * np.sqrt(n))
+            out = cupy.full(c, 9, dtype=dtype)
+            assert be.colsum(cupy.asarray(x), out=out) is out
+            np.testing.assert_allclose(out.get(), want, rtol=1e-4, atol=1e-4 * np.sqrt(n))
+    xi = rng.integers(0, 5, (20, 3))
+    np.testing.assert_array_equal(be.colsum(cupy.asarray(xi)).get(), xi.sum(axis=0))
+
+
+def test_max_pool_kernels_match_the_array_rule():
+    """taiji/backends/cupy_pool.py against NumPy's rule: remainder rows and columns, tied
+    maxima (the first wins), NaN, a 3x2 window."""
+    import cupy
+    from taiji._prims.pool import _pool_impl, _route_impl
+    be = taiji.backends.get_backend("cuda")
+    rng = np.random.default_rng(6)
+    for shape, kernel in (((2, 3, 7, 9), (2, 2)), ((1, 2, 6, 5), (3, 2)), ((4, 8, 28, 28), (2, 2))):
+        x = rng.integers(-3, 3, shape).astype(np.float32)  # (many ties)
+        x[0, 0, 1, 1] = np.nan
+        g = rng.standard_normal((shape[0], shape[1], shape[2] // kernel[0],
+                                 shape[3] // kernel[1])).astype(np.float32)
+        want_y = _pool_impl(np, x, kernel=kernel)
+        want_dx = _route_impl(np, g, x, kernel=kernel)
+        got_y = be.max_pool(cupy.asarray(x), kernel).get()
+        got_dx = be.max_pool_route(cupy.asarray(g), cupy.asarray(x), kernel).get()
+        np.testing.assert_array_equal(got_y, want_y, err_msg=str(shape))
+        np.testing.assert_array_equal(got_dx, want_dx, err_msg=str(shape))

@@ -135,3 +135,39 @@ def test_training_step_regions_compile(monkeypatch):
     assert seen
     for graph, inplace in seen:
         compile_region(cupy, *kernel_source(graph, inplace))
+
+
+
+def compile_raw(name: str, src: str) -> None:
+    """Compile a RawKernel's source with NVRTC; fail with the log if it does not compile."""
+    from cupy_backends.cuda.libs import nvrtc
+    prog = nvrtc.createProgram(src, f"{name}.cu", (), ())
+    try:
+        try:
+            nvrtc.compileProgram(prog, ["--gpu-architecture=compute_80"])
+        except nvrtc.NVRTCError:
+            pytest.fail(f"{name} does not compile:\n{nvrtc.getProgramLog(prog)}\n{src}")
+        assert f".entry {name}".encode() in nvrtc.getPTX(prog)
+    finally:
+        nvrtc.destroyProgram(prog)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+@pytest.mark.parametrize("label_dtype", ["int64", "int32"])
+def test_cross_entropy_kernels_compile(dtype, label_dtype):
+    """The CUDA cross-entropy kernels (taiji/backends/cupy_xent.py) compile with NVRTC."""
+    _nvrtc()
+    from taiji.backends.cupy_xent import sources
+    for kind, (name, src) in sources(dtype, label_dtype).items():
+        assert name in src and " T " not in src and "const L*" not in src
+        compile_raw(name, src)
+
+
+@pytest.mark.parametrize("dtype", ["float32", "float64"])
+def test_max_pool_kernels_compile(dtype):
+    """The CUDA max-pooling kernels (taiji/backends/cupy_pool.py) compile with NVRTC."""
+    _nvrtc()
+    from taiji.backends.cupy_pool import sources
+    for kind, (name, src) in sources(dtype).items():
+        assert name in src and "const T*" not in src
+        compile_raw(name, src)

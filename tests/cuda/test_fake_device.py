@@ -253,10 +253,14 @@ def test_jit_training_step_runs_as_a_device_program(fake_cuda):
 
 def test_jit_cnn_on_device(fake_cuda):
     ref, pref, _ = train("cpu", model=cnn, shape=(4, 1, 8, 8), classes=3, steps=3)
-    got, pgot, _ = train("cuda", model=cnn, shape=(4, 1, 8, 8), classes=3, steps=3)
+    got, pgot, f = train("cuda", model=cnn, shape=(4, 1, 8, 8), classes=3, steps=3)
     np.testing.assert_allclose(got, ref, rtol=1e-5)
     for k in pref:
         np.testing.assert_allclose(pgot[k], pref[k], rtol=1e-4, atol=1e-6)
+    # captured: no op of the step reads device values on the host (max pooling's NaN check
+    # once did, which a real capture refuses)
+    prog = next(reversed(f._cache.data.values()))[-1].fn
+    assert prog.mode == "graph", prog.fallback_reason
 
 
 def test_jit_pure_function_and_new_arguments(fake_cuda):
@@ -277,6 +281,26 @@ def test_jit_pure_function_and_new_arguments(fake_cuda):
     # the same function on CPU tensors compiles a CPU program (the key knows the device)
     a, _ = f(xs[0].cpu(), y.cpu())
     assert a.device == "cpu"
+
+
+def test_jit_graph_outputs_are_the_callers(fake_cuda):
+    """Replayed programs hand out copies (one staging block) and write state in place; an
+    output that is a constant stays a host value."""
+    w = taiji.ones(3, device="cuda")
+
+    @taiji.jit
+    def f(x):
+        w.add_(x)
+        return x * 2, w.sum(), taiji.tensor([1.0, 2.0])
+    xs = [taiji.full((3,), float(i), device="cuda") for i in range(4)]
+    outs = [f(x) for x in xs]
+    prog = next(reversed(f._cache.data.values()))[-1].fn
+    assert prog.mode == "graph" and prog.staging is not None, prog.fallback_reason
+    for i, (a, s, c) in enumerate(outs):
+        np.testing.assert_allclose(host(a), [2.0 * i] * 3)
+        np.testing.assert_allclose(host(s), 3 * (1 + sum(range(i + 1))))
+        np.testing.assert_allclose(host(c), [1.0, 2.0])
+    np.testing.assert_allclose(host(w), [1 + 0 + 1 + 2 + 3] * 3)
 
 
 def test_jit_graph_capture_failure_falls_back_with_a_reason(fake_cuda, caplog):
