@@ -87,18 +87,22 @@ def _pool_input(shape, dtype):
 def test_pool_kernels_equal_numpy_bit_for_bit(shape, kernel, dtype, kernels, monkeypatch):
     x = _pool_input(shape, dtype)
     xt = np.ascontiguousarray(x.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)  # (C, N) memory
+    xs = np.repeat(x, 2, axis=3)[:, :, :, ::2]  # neither layout: the strided kernels
     g = RNG.standard_normal(shape[:2] + (shape[2] // kernel[0], shape[3] // kernel[1]))
     g = g.astype(dtype)
     with monkeypatch.context() as m:
-        _numpy_tier(m, P._POOL, P._ROUTE)
+        _numpy_tier(m, P._POOL, P._ROUTE, P._POOL_STRIDED, P._ROUTE_STRIDED)
         want_p = P._pool_impl(np, x, kernel=kernel)
         want_r = P._route_impl(np, g, x, kernel=kernel)
-    for arr in (x, xt):
+    for arr in (x, xt, xs):
         got_p = _kernel_tier(kernels, lambda: P._pool_impl(np, arr, kernel=kernel))
         got_r = _kernel_tier(kernels, lambda: P._route_impl(np, g, arr, kernel=kernel))
-        assert P._POOL._compiled and all(callable(k) for k in P._POOL._compiled.values())
+        for kern in ((P._POOL, P._ROUTE) if arr is not xs else
+                     (P._POOL_STRIDED, P._ROUTE_STRIDED)):
+            assert kern._compiled and all(callable(k) for k in kern._compiled.values())
         assert got_p.tobytes() == want_p.tobytes()
-        assert got_r.strides == arr.strides  # the gradient is laid out like the input
+        if arr is not xs:  # the gradient is laid out like the input (compact for xs)
+            assert got_r.strides == arr.strides
         assert np.ascontiguousarray(got_r).tobytes() == want_r.tobytes()
 
 
