@@ -16,7 +16,8 @@
 # GPU_BENCH_JSON (where to write the results as JSON; default $OUT/ when OUT is set),
 # GPU_SKIP_NCCL=1 / GPU_SKIP_TESTS=1 to skip the NCCL check / the tests, GPU_SKIP_INSTALL=1 to
 # use the taiji already importable (a dry run on CPU:
-# GPU_SKIP_INSTALL=1 bash benchmarks/gpu.sh --device cpu --quick).
+# GPU_SKIP_INSTALL=1 bash benchmarks/gpu.sh --device cpu --quick), GPU_SKIP_PROFILE=1 to skip
+# the closing profile (benchmarks/gpu_profile.py, given 80 s of the budget).
 set -u
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -103,12 +104,23 @@ if [ "${GPU_SKIP_TESTS:-0}" != "1" ]; then
 fi
 
 echo "== benchmark (benchmarks/gpu_bench.py: float32 table, then the AMP table)"
-t=$(($(left) - 5))
+PROFILE_S=0
+[ "${GPU_SKIP_PROFILE:-0}" != "1" ] && PROFILE_S=80
+t=$(($(left) - 5 - PROFILE_S))
 [ $t -lt 60 ] && t=60
 budget=$((t - 45))  # (imports, the last contender started before the budget, printing)
 timeout "$t" $PY benchmarks/gpu_bench.py --seconds 0.6 --budget "$budget" \
   ${JSON:+--json "$JSON"} "$@"
 bench_rc=$?
 [ $bench_rc -eq 124 ] && echo "benchmark stopped at the time limit (${t} s)"
+# where the time goes (benchmarks/gpu_profile.py), in what the budget leaves
+if [ "${GPU_SKIP_PROFILE:-0}" != "1" ] && [ "$(left)" -ge 60 ]; then
+  echo "== profile (benchmarks/gpu_profile.py --kernels: steps, replays, kernels, eager host time)"
+  pargs="--kernels --steps 100"
+  case " $* " in *" --device cpu "*) pargs="--device cpu --quick" ;; esac  # (a dry run)
+  timeout $(($(left) - 5)) $PY benchmarks/gpu_profile.py $pargs >"$LOG/gpu_profile.log" 2>&1
+  echo "profile exit $? (the whole profile: $LOG/gpu_profile.log)"
+  grep -E "^==|jit step|replay|kernels \(|eager step" "$LOG/gpu_profile.log"
+fi
 echo "== done in ${SECONDS} s: NCCL $nccl; tests exit $test_rc, benchmark exit $bench_rc"
 [ $test_rc -eq 0 ] && [ $bench_rc -eq 0 ] && [[ "$nccl" != FAILED* ]]

@@ -50,3 +50,17 @@ def test_missing_gpu_is_reported():
     if taiji.cuda.is_available():
         pytest.skip("a GPU is available here")
     assert G.main(["--quick"]) == 2
+
+
+def test_profile_dry_run_on_cpu(capsys):
+    """benchmarks/gpu_profile.py runs its step and eager profiles on the CPU (no kernels
+    table there: it needs a GPU that PyTorch sees, and says so)."""
+    import re
+    import gpu_profile as P
+    assert P.main(["--device", "cpu", "--quick", "--cases", "mlp b8", "--kernels"]) == 0
+    out = capsys.readouterr().out
+    assert "== mlp b8" in out and "kernels: not profiled" in out
+    step = float(re.search(r"jit step\s+([\d.]+) us", out).group(1))
+    eager = float(re.search(r"eager step\s+([\d.]+) us", out).group(1))
+    assert step > 0 and eager > 0
+    assert "ncalls" in out  # the eager host profile's table
