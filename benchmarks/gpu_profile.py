@@ -119,12 +119,13 @@ def profile_kernels(model: str, batch: int, device: str, steps: int, rows: int) 
         for _ in range(steps):
             step(x, y)
         _sync(device)
-    events = [e for e in p.key_averages() if e.device_time_total > 0]
-    total = sum(e.device_time_total for e in events)
-    events.sort(key=lambda e: -e.device_time_total)
+    def gpu_us(e):  # (older PyTorch names it cuda_time_total)
+        return getattr(e, "device_time_total", None) or getattr(e, "cuda_time_total", 0)
+    events = sorted((e for e in p.key_averages() if gpu_us(e) > 0), key=lambda e: -gpu_us(e))
+    total = sum(gpu_us(e) for e in events) or 1.0
     out = [f"  kernels (graphs off, {steps} steps): {total / steps:.1f} us of GPU time a step"]
     for e in events[:rows]:
-        out.append(f"    {e.device_time_total / steps:8.1f} us  {100 * e.device_time_total / total:5.1f} %"
+        out.append(f"    {gpu_us(e) / steps:8.1f} us  {100 * gpu_us(e) / total:5.1f} %"
                    f"  x{e.count // steps:<3d} {e.key[:90]}")
     return out
 
