@@ -146,14 +146,16 @@ class CupyBackend(Backend):
             return None
         return cupy_pool.max_pool_route(self.cupy, g, x, kernel)
 
-    def softmax_xent_with_grad(self, logits, labels, g, ignore_index: int, reduction: str):
-        """The merged cross-entropy rule in three kernels (taiji.backends.cupy_xent), or
-        None where that does not apply (the array-module rule then runs)."""
+    def softmax_xent_with_grad(self, logits, labels, g, ignore_index: int, reduction: str,
+                               parts: str = "both"):
+        """Cross-entropy ``(loss, dlogits)`` in three kernels (taiji.backends.cupy_xent;
+        ``parts='loss'``: the loss alone, in two), or None where that does not apply (the
+        array-module rule then runs)."""
         from taiji.backends import cupy_xent
         if not cupy_xent.supported(logits, labels, reduction):
             return None
         return cupy_xent.softmax_xent_with_grad(self.cupy, logits, labels, g, ignore_index,
-                                                reduction)
+                                                reduction, parts)
 
     def _load_gemm(self):
         from taiji.backends.cublas import Gemm

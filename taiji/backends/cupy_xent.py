@@ -126,9 +126,11 @@ def _get(cupy, dtype, label_dtype):
     return k
 
 
-def softmax_xent_with_grad(cupy, logits, labels, g, ignore_index: int, reduction: str):
+def softmax_xent_with_grad(cupy, logits, labels, g, ignore_index: int, reduction: str,
+                           parts: str = "both"):
     """``(loss, dlogits)`` as the merged primitive's rule computes them (see the module
-    docstring); the caller has checked ``supported``."""
+    docstring); the caller has checked ``supported``. ``parts='loss'`` skips the scaling
+    (dlogits is then None, and ``g`` unused): the loss primitive alone."""
     rows, total, scale = _get(cupy, logits.dtype, labels.dtype)
     n, c = logits.shape
     x = cupy.ascontiguousarray(logits)
@@ -141,13 +143,17 @@ def softmax_xent_with_grad(cupy, logits, labels, g, ignore_index: int, reduction
     blocks = (n + WARPS_PER_BLOCK - 1) // WARPS_PER_BLOCK
     rows((blocks,), (threads,), (x, lab, d, rowloss, rowvalid, np.int32(n), np.int32(c),
                                  np.int64(ignore_index)))
-    g = cupy.asarray(g, dtype=dt)
     if reduction == "none":
-        scale(rowvalid[:, None], cupy.ones((), dtype=dt), g.reshape(-1, 1), d)
+        if parts == "loss":
+            return rowloss, None
+        w = cupy.asarray(g, dtype=dt).reshape(-1, 1)
+        scale(rowvalid[:, None], cupy.ones((), dtype=dt), w, d)
         return rowloss, d
     loss = cupy.empty((), dtype=dt)
     count = cupy.empty((), dtype=dt)
     total((1,), (1024,), (rowloss, rowvalid, loss, count, np.int32(n),
                           np.int32(reduction == "mean")))
-    scale(rowvalid[:, None], count, g, d)
+    if parts == "loss":
+        return loss, None
+    scale(rowvalid[:, None], count, cupy.asarray(g, dtype=dt), d)
     return loss, d

@@ -277,6 +277,10 @@ def test_cross_entropy_kernels_match_the_array_rule(reduction):
                                         -100, reduction)
         assert got is not None
         gl, gd = (a.get() for a in got)
+        alone, none = be.softmax_xent_with_grad(cupy.asarray(x), cupy.asarray(lab), None, -100,
+                                                reduction, "loss")
+        assert none is None  # (the loss primitive alone: no gradient computed)
+        np.testing.assert_array_equal(alone.get(), gl)
         assert gl.shape == np.shape(loss) and gd.shape == d.shape
         if reduction == "none":
             np.testing.assert_allclose(gl, loss, rtol=1e-5, atol=1e-6, err_msg=f"{n}x{c}")
