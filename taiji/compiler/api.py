@@ -12,7 +12,7 @@ import numpy as np
 from taiji import _dtypes as dt
 from taiji._core.interpreters import MODULE_EPOCH, STATE
 from taiji._core.ir import Graph, eval_graph
-from taiji.compiler import blas, layout, native, passes as P
+from taiji.compiler import blas, environment, layout, native, passes as P
 from taiji.compiler.cache import LRU, config, describe_change, log_compile
 from taiji.compiler.codegen import compile_graph
 from taiji.compiler.fusion import absorb_column_sums, fuse_elementwise
@@ -117,6 +117,9 @@ class JitFunction:
         self._epoch = MODULE_EPOCH[0]
         self._reason: str | None = None  # why the next compile happens, when not the key
         self._hot = None  # the last plain call f(tensor, ...): its argument spec and program
+        # the tensors, modules, optimizers and functions the function's globals and closure
+        # held when it was traced: rebinding one drops the programs (compiler/environment.py)
+        self._env: tuple | None = None
         self.compile_log: list[tuple[str, float]] = []
 
     def __get__(self, obj, objtype=None):
@@ -241,12 +244,21 @@ class JitFunction:
             self._epoch = MODULE_EPOCH[0]
             self._cache = LRU(config.cache_size)
             self._reason = "a module's parameter, buffer or submodule was replaced"
+        if self._env:
+            what = environment.rebound(self._env)
+            if what is not None:  # the traces read the object that name held before
+                self._cache = LRU(config.cache_size)
+                self._env = None
+                why = f"{what}, which the function reads, was rebound"
+                self._reason = why if self._reason is None else f"{self._reason}; {why}"
         key, tensors, rebuild = self._split(args, kwargs)
         variants = self._cache.get(key)
         entry = None
         if variants is not None:
             entry = next((v for v in variants if _guards_hold(v.result)), None)
         if entry is None:
+            if self._env is None:
+                self._env = environment.snapshot(self.fn)
             entry = self._compile(key if variants is None else None, tensors, rebuild)
             if variants is None:
                 variants = []
@@ -263,7 +275,8 @@ class JitFunction:
         (compared, not hashed and looked up) and the program's guards hold."""
         key, entry = self._hot
         if STATE.autocast is not None or MODULE_EPOCH[0] != self._epoch or \
-                key[3] != STATE.grad_enabled or _plain_spec(args) != key[1]:
+                key[3] != STATE.grad_enabled or _plain_spec(args) != key[1] or \
+                (self._env and environment.rebound(self._env) is not None):
             return None
         return entry if _guards_hold(entry.result) else None
 

@@ -288,3 +288,57 @@ def test_a_registered_buffer_replaced_under_a_compiled_function_recompiles():
     m.register_buffer("scale", taiji.tensor([3.0, 3.0]))  # not m.scale = ...: the same path
     np.testing.assert_array_equal(f(taiji.ones(2)).numpy(), [3.0, 3.0])
     assert "replaced" in f.compile_log[-1][0]
+
+
+def test_rebinding_a_global_or_closure_variable_retraces():
+    """A name the function reads, rebound to a new tensor, module, optimizer or helper
+    function, is seen at the next call (as in eager mode and torch.compile); Python numbers
+    stay baked into the trace, as in JAX."""
+    from taiji import nn
+    ns = {"taiji": taiji, "nn": nn}
+    exec(  # (module-level globals, as in a script)
+        "w = taiji.tensor([1.0, 2.0])\n"
+        "scale = 2.0\n"
+        "def helper(v):\n"
+        "    return v * 3\n"
+        "def f(x):\n"
+        "    return (helper(x) * w).sum() * scale\n"
+        "model = nn.Linear(2, 1, bias=False)\n"
+        "def g(x):\n"
+        "    return model(x).sum()\n", ns)
+    f, g = jit(ns["f"]), jit(ns["g"])
+    x = taiji.tensor([1.0, 1.0])
+    assert float(f(x)) == 18.0 and float(f(x)) == 18.0 and len(f.compile_log) == 1
+    ns["w"] = taiji.tensor([10.0, 20.0])
+    assert float(f(x)) == 180.0
+    assert f.compile_log[-1][0] == "global 'w', which the function reads, was rebound"
+    ns["helper"] = lambda v: v * 5
+    assert float(f(x)) == 300.0 and "global 'helper'" in f.compile_log[-1][0]
+    ns["scale"] = 4.0  # a number: baked in, not tracked
+    assert float(f(x)) == 300.0 and len(f.compile_log) == 3
+    before = float(g(x))
+    ns["model"] = nn.Linear(2, 1, bias=False)
+    with taiji.no_grad():
+        ns["model"].weight.copy_(taiji.tensor([[7.0, 8.0]]))
+    assert float(g(x)) == 15.0 != before and "global 'model'" in g.compile_log[-1][0]
+
+    def make():
+        w = taiji.tensor([1.0, 1.0])
+
+        @jit
+        def h(x):
+            return (x * w).sum()
+
+        def rebind(t):
+            nonlocal w
+            w = t
+        return h, rebind
+    h, rebind = make()
+    assert float(h(x)) == 2.0 and float(h(x)) == 2.0
+    rebind(taiji.tensor([5.0, 5.0]))
+    assert float(h(x)) == 10.0
+    assert h.compile_log[-1][0] == "closure variable 'w', which the function reads, was rebound"
+    n = len(h.compile_log)
+    for _ in range(3):  # nothing rebound: no retrace
+        h(x)
+    assert len(h.compile_log) == n
