@@ -302,8 +302,9 @@ def run_case(case: Case, selected: Sequence[str], opts: Options, peak: float,
         value2 = check_value(run(*feed.get(1)))
         start = 2
         if name.startswith("taiji"):
-            # a jit program asks for its native build at its second run, and the first step
-            # (no .grad yet) is a program of its own: one more step, then wait for the build
+            # wait_for_kernels asks for the native build of every program that has run
+            # twice, and the first step (no .grad yet) is a program of its own: one more
+            # step, then wait for the build
             sync(run(*feed.get(2)))
             start = 3
             t1 = time.perf_counter()

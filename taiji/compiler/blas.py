@@ -274,14 +274,14 @@ class ThreadChoice:
     WINDOW = 15
     MARGIN = 0.95
 
-    def __init__(self):
-        self.one = False           # what the next call uses: one thread (else OpenBLAS's)
-        self.current = False       # the choice in force (``one`` differs while probing)
+    def __init__(self, start_one: bool = False):
+        self.one = start_one       # what the next call uses: one thread (else OpenBLAS's)
+        self.current = start_one   # the choice in force (``one`` differs while probing)
         self.switches = 0
         self._recent: collections.deque = collections.deque(maxlen=self.WINDOW)
         self._probe: list = []
         self._spent = 0.0            # seconds spent in the program's calls so far
-        self._next = self.FIRST      # ... when the next probe starts
+        self._next = self.RECHECK if start_one else self.FIRST  # ... when the next probe starts
 
     def record(self, seconds: float) -> None:
         """One call of the program took ``seconds``."""
@@ -346,7 +346,8 @@ def _one_thread(delta: int) -> None:
             lib["set_threads"](_saved_threads)
 
 
-def with_threads(g, fn: Callable) -> Callable:
+def with_threads(g, fn: Callable, start_one: bool = False) -> Callable:
     """``fn`` (program ``g``'s function) under a ThreadChoice when ``g`` may switch threads,
-    else ``fn`` itself."""
-    return ThreadChoice().timed(fn) if kblocks(g) is not None else fn
+    else ``fn`` itself; ``start_one``: on one thread until a probe finds two faster (while
+    the background thread compiles, it holds one of the cores)."""
+    return ThreadChoice(start_one).timed(fn) if kblocks(g) is not None else fn

@@ -541,8 +541,11 @@ def _request(region: Region) -> None:
 
 def wait_for_kernels(timeout: float = 60.0, cache_builds: bool = True) -> bool:
     """Block until queued kernels are compiled (fused regions and the primitives' own, see
-    taiji/_background.py; tests and benchmarks use this) and, with ``cache_builds``, until
-    this process's disk-cache builds are written."""
+    taiji/_background.py, and the native builds of programs that have run twice, which this
+    asks for now; tests and benchmarks use this) and, with ``cache_builds``, until this
+    process's disk-cache builds are written."""
+    from taiji.compiler import native  # (programs that have not asked for their build yet)
+    native.request_builds()
     t0 = time.time()
     if not _background.wait(timeout):
         return False

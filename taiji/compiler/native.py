@@ -12,14 +12,17 @@ between segments.
 
 Every native spelling computes exactly what the Python tier computes (same BLAS call, the
 same IEEE-rounded operations in the same order): results never depend on whether the native
-program was ready yet. It compiles on the background thread (taiji/_background.py) at the
-program's second run, with the argument types it saw; until then, and for any call whose
+program was ready yet. It compiles on the background thread (taiji/_background.py), with
+the argument types of the program's second run, once the program has spent BUILD_AFTER
+seconds in its calls (or when ``wait_for_kernels`` asks); until then, and for any call whose
 arguments have other types (a read-only or non-contiguous array), the Python code runs.
 """
 from __future__ import annotations
 
 import functools
 import os
+import time
+import weakref
 from typing import Callable
 
 import numpy as np
@@ -31,6 +34,14 @@ from taiji.compiler.passes import inplace_target
 
 enabled = os.environ.get("TAIJI_NATIVE", "1") != "0"
 MIN_SEGMENT = 3  # shorter runs save less than a numba call costs (~2-3 us)
+# A build takes seconds of numba on the background thread, which shares the GIL with the
+# caller: the seed MLP's training steps ran ~3x slower meanwhile (`taiji train mlp --mode jit`
+# averaged 200 steps/s over 3 epochs, against 1,200 without the native tier), and it saves
+# ~0.1 ms a step. So a program asks for its build once its calls have taken this many seconds
+# (TAIJI_NATIVE_AFTER), or when ``request_builds`` asks for every waiting one
+# (``taiji.compiler.fusion.wait_for_kernels``: benchmarks and tests, before they measure).
+BUILD_AFTER = float(os.environ.get("TAIJI_NATIVE_AFTER", "30"))
+_waiting: "weakref.WeakSet" = weakref.WeakSet()  # programs whose build is not asked for yet
 
 # primitives whose NumPy result a numba ufunc call reproduces bit for bit (IEEE 754 rounds
 # each correctly): the transcendental ones (exp, log, tanh, array pow) are not among them
@@ -291,16 +302,42 @@ class NativeProgram:
         self.entry, self.graph = entry, g
         self.python = entry.fn
         self.runs = 0
+        self.spent = 0.0                # seconds in the program's calls before its build
+        self.requested = False          # the build is queued (or done)
+        self._seen: tuple | None = None  # the second run's arguments: the build's types
+        self._threaded: Callable | None = None
         self.source: str | None = None  # the mixed program, once built
         self.error: str | None = None   # why it (or a segment of it) was not built
 
     def __call__(self, *args):
         self.runs += 1
         if self.runs == 2:  # a program run once is not worth a native compile
-            self.entry.fn = self.python
-            seen = args
-            _background.submit(lambda: self._build(seen))
+            self._seen = args
+            self._threaded = blas.with_threads(self.graph, self.python)
+            self.entry.fn = self._timed
+            _waiting.add(self)
         return self.python(*args)
+
+    def _timed(self, *args):
+        """The Python program until the build is asked for (see BUILD_AFTER)."""
+        t0 = time.perf_counter()
+        out = self._threaded(*args)
+        self.spent += time.perf_counter() - t0
+        if self.spent >= BUILD_AFTER:
+            self.request()
+        return out
+
+    def request(self) -> None:
+        """Queue the native build. Until it is in, the Python program runs under a thread
+        choice that starts on one thread: the compile takes one of the cores, and OpenBLAS's
+        static two-way split of each product would wait for it."""
+        if self.requested or self._seen is None:
+            return
+        self.requested = True
+        _waiting.discard(self)
+        seen, self._seen = self._seen, None
+        self.entry.fn = blas.with_threads(self.graph, self.python, start_one=True)
+        _background.submit(lambda: self._build(seen))
 
     def _build(self, seen) -> None:
         errors: list = []
@@ -313,6 +350,13 @@ class NativeProgram:
         if fn is not None:
             self.source = src
         self.entry.fn = blas.with_threads(self.graph, fn or self.python)
+
+
+def request_builds() -> None:
+    """Queue the native build of every program that has run twice and not asked yet (its
+    Python program is compiled; ``wait_for_kernels`` calls this before it waits)."""
+    for program in list(_waiting):
+        program.request()
 
 
 def attach(entry) -> None:

@@ -167,8 +167,8 @@ def test_one_thread_calls_from_several_threads_restore_the_count_once_all_end():
 def _train(monkeypatch, use_native=True, one_thread=False):
     """The K = 784 MLP trained (taiji/tests/_train.py), on one thread from the start if asked."""
     class One(CHOICE):
-        def __init__(self):
-            super().__init__()
+        def __init__(self, start_one=False):
+            super().__init__(start_one)
             self.one = self.current = True
             self._next = float("inf")
     monkeypatch.setattr(blas, "ThreadChoice", One if one_thread else CHOICE)

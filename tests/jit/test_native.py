@@ -197,3 +197,32 @@ def test_cross_entropy_targets_out_of_bounds_raise_in_every_tier(tiers):
     with pytest.raises(IndexError, match=re.escape(XENT_OUT_OF_BOUNDS)):
         jstep(x, bad)  # the native build
     assert np.array_equal(model.weight.detach().numpy(), before)  # nothing was updated
+
+
+def test_a_program_asks_for_its_build_after_its_calls_took_a_while(tiers, monkeypatch):
+    """The build (seconds of numba sharing the GIL with the caller) waits until the
+    program's calls have taken BUILD_AFTER seconds, or until wait_for_kernels asks; the
+    Python program runs until then, with the same results."""
+    rng = np.random.default_rng(3)
+    x = taiji.tensor(rng.standard_normal((8, 6)).astype(np.float32))
+    w = taiji.tensor(rng.standard_normal((6, 6)).astype(np.float32))
+
+    def f(x, w):
+        return taiji.relu(taiji.relu(x @ w + 1.0) @ w - 0.5).sum(0)
+    monkeypatch.setattr(native, "BUILD_AFTER", 3600.0)
+    jf = taiji.jit(f)
+    outs = [jf(x, w).numpy().copy() for _ in range(5)]
+    prog = jf.lower(x, w)._c.native
+    assert prog.runs == 2 and not prog.requested and prog.spent > 0  # (timed, waiting)
+    fusion.wait_for_kernels(120)  # asks for every waiting build, then waits for it
+    assert prog.requested and jf.lower(x, w).native_source is not None, prog.error
+    assert all(np.array_equal(o, jf(x, w).numpy()) for o in outs)
+
+    monkeypatch.setattr(native, "BUILD_AFTER", 0.0)  # (any time spent is enough)
+    jg = taiji.jit(lambda x, w: f(x, w) * 2.0)
+    jg(x, w)
+    jg(x, w)
+    prog = jg.lower(x, w)._c.native
+    assert not prog.requested
+    jg(x, w)  # the first timed call: its time passes BUILD_AFTER
+    assert prog.requested
