@@ -119,14 +119,32 @@ def _layers(nn, model: str):
 def make_taiji(case: Case, device: str, compiled: bool, amp: bool = False):
     """taiji's step; with ``amp``, float16 autocast and a GradScaler around it."""
     import taiji
+    f, x, y = taiji_step(case.model, case.batch, device, compiled, amp)
+    box = [None]
+
+    def step():
+        box[0] = f(x, y)
+        return box[0]
+
+    def sync():
+        if device != "cpu":
+            taiji.cuda.synchronize()
+        return float(box[0])
+    return step, sync
+
+
+def taiji_step(model_name: str, batch: int, device: str, compiled: bool, amp: bool = False):
+    """``(f, x, y)``: taiji's training step ``f(x, y) -> loss`` (jitted when ``compiled``)
+    and the resident batch (gpu_profile.py profiles the same step)."""
+    import taiji
     import taiji.nn.functional as F
-    model = _layers(taiji.nn, case.model)
+    model = _layers(taiji.nn, model_name)
     with taiji.no_grad():
-        for p, w in zip(model.parameters(), init_weights(case.model)):
+        for p, w in zip(model.parameters(), init_weights(model_name)):
             p.copy_(taiji.tensor(w))
     model.to(device)
     opt = taiji.optim.Adam(model.parameters(), lr=LR)
-    xs, ys = batch_data(case.model, case.batch)
+    xs, ys = batch_data(model_name, batch)
     x, y = taiji.tensor(xs, device=device), taiji.tensor(ys, device=device)
 
     def step_fn(x, y):
@@ -147,18 +165,7 @@ def make_taiji(case: Case, device: str, compiled: bool, amp: bool = False):
         scaler.update()
         return loss
     fn = amp_step_fn if amp else step_fn
-    f = taiji.jit(fn) if compiled else fn
-    box = [None]
-
-    def step():
-        box[0] = f(x, y)
-        return box[0]
-
-    def sync():
-        if device != "cpu":
-            taiji.cuda.synchronize()
-        return float(box[0])
-    return step, sync
+    return (taiji.jit(fn) if compiled else fn), x, y
 
 
 def make_torch(case: Case, device: str, tf32: bool, amp: bool = False):

@@ -27,31 +27,14 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from gpu_bench import LR, _layers, batch_data, init_weights  # noqa: E402
+from gpu_bench import taiji_step  # noqa: E402
 
 DEFAULT_CASES = ("mlp b64", "mlp b512", "mlp b4096", "mlp b32768", "cnn b64")
 
 
 def build(model: str, batch: int, device: str, compiled: bool):
     """The benchmark's training step: ``(step, x, y)``; ``step(x, y)`` returns the loss."""
-    import taiji
-    import taiji.nn.functional as F
-    net = _layers(taiji.nn, model)
-    with taiji.no_grad():
-        for p, w in zip(net.parameters(), init_weights(model)):
-            p.copy_(taiji.tensor(w))
-    net.to(device)
-    opt = taiji.optim.Adam(net.parameters(), lr=LR)
-    xs, ys = batch_data(model, batch)
-    x, y = taiji.tensor(xs, device=device), taiji.tensor(ys, device=device)
-
-    def step(x, y):
-        opt.zero_grad()
-        loss = F.cross_entropy(net(x), y)
-        loss.backward()
-        opt.step()
-        return loss
-    return (taiji.jit(step) if compiled else step), x, y
+    return taiji_step(model, batch, device, compiled)
 
 
 def _sync(device: str) -> None:
