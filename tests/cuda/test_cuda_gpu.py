@@ -306,15 +306,18 @@ def test_column_sums_match_numpy():
     be = taiji.backends.get_backend("cuda")
     rng = np.random.default_rng(5)
     for n, c in ((1, 7), (64, 10), (4096, 256), (33000, 3)):
-        for dtype in (np.float32, np.float64):
+        for dtype in (np.float32, np.float64, np.float16):
             x = rng.standard_normal((n, c)).astype(dtype)
             want = x.astype(np.float64).sum(axis=0)
+            # (float16: the float32 sum rounded once to float16)
+            tol = dict(rtol=1e-3, atol=2e-3 * np.sqrt(n)) if dtype == np.float16 else \
+                dict(rtol=1e-4, atol=1e-4 * np.sqrt(n))
             got = be.colsum(cupy.asarray(x))
             assert got.shape == (c,) and got.dtype == dtype
-            np.testing.assert_allclose(got.get(), want, rtol=1e-4, atol=1e-4 * np.sqrt(n))
+            np.testing.assert_allclose(got.get().astype(np.float64), want, **tol)
             out = cupy.full(c, 9, dtype=dtype)
             assert be.colsum(cupy.asarray(x), out=out) is out
-            np.testing.assert_allclose(out.get(), want, rtol=1e-4, atol=1e-4 * np.sqrt(n))
+            np.testing.assert_allclose(out.get().astype(np.float64), want, **tol)
     xi = rng.integers(0, 5, (20, 3))
     np.testing.assert_array_equal(be.colsum(cupy.asarray(xi)).get(), xi.sum(axis=0))
 
