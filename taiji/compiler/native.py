@@ -281,6 +281,23 @@ class _Segment:
         return "\n".join(lines + [call] + assigns)
 
 
+def _type_proxy(a):
+    """A small array that numba types as it types array ``a`` (dtype, dimensions, layout,
+    read-only) and that the build's contiguity checks see alike, so a program waiting for
+    its build keeps no reference to a batch's memory. Anything else is returned as is."""
+    if type(a) is not np.ndarray or a.ndim == 0:
+        return a
+    if a.flags.c_contiguous:
+        p = np.empty((2,) * a.ndim, a.dtype)
+    elif a.flags.f_contiguous:
+        p = np.empty((2,) * a.ndim, a.dtype, order="F")
+    else:  # (strided in every dimension: neither layout)
+        p = np.empty((4,) * a.ndim, a.dtype)[(slice(None, None, 2),) * a.ndim]
+    if not a.flags.writeable:
+        p.flags.writeable = False
+    return p
+
+
 def _numba_type(v, seen):
     """The numba type of value ``v`` as the segment receives it (``seen``: the value at the
     first run, for graph inputs)."""
@@ -312,7 +329,7 @@ class NativeProgram:
     def __call__(self, *args):
         self.runs += 1
         if self.runs == 2:  # a program run once is not worth a native compile
-            self._seen = args
+            self._seen = tuple(_type_proxy(a) for a in args)
             self._threaded = blas.with_threads(self.graph, self.python)
             self.entry.fn = self._timed
             _waiting.add(self)
