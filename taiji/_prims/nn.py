@@ -165,18 +165,11 @@ def _xent_dlogits(xp, p: _XentParts, g, dtype, reduction):
     return d.astype(dtype, copy=False)
 
 
-def _backend_xent(xp, logits, labels, g, ignore_index, reduction, parts):
-    """``(loss, dlogits)`` from the backend's own cross-entropy kernels (CUDA: three
-    launches instead of about twenty array ops), or None where it has none."""
-    fused = getattr(backend_for_xp(xp), "softmax_xent_with_grad", None)
-    if fused is None:
-        return None
-    return fused(logits, labels, g, ignore_index, reduction, parts)
-
-
 @softmax_xent.def_impl
 def _xent_impl(xp, logits, labels, *, ignore_index, reduction):
-    both = _backend_xent(xp, logits, labels, None, ignore_index, reduction, "loss")
+    # (CUDA: two or three kernels instead of about twenty array ops)
+    both = backend_for_xp(xp).softmax_xent_with_grad(logits, labels, None, ignore_index,
+                                                     reduction, "loss")
     if both is not None:
         return both[0]
     p = _XentParts(xp, logits, labels, ignore_index)
@@ -220,7 +213,8 @@ softmax_xent.def_batch(lambda ins, dims, **p: _loop(softmax_xent, ins, dims, p))
 
 @softmax_xent_grad.def_impl
 def _xent_grad_impl(xp, logits, labels, g, *, ignore_index, reduction):
-    both = _backend_xent(xp, logits, labels, g, ignore_index, reduction, "grad")
+    both = backend_for_xp(xp).softmax_xent_with_grad(logits, labels, g, ignore_index,
+                                                     reduction, "grad")
     if both is not None:
         return both[1]
     p = _XentParts(xp, logits, labels, ignore_index)
@@ -295,7 +289,8 @@ softmax_xent_with_grad = Primitive("softmax_cross_entropy_with_grad", multiple_r
 
 @softmax_xent_with_grad.def_impl
 def _xent_both_impl(xp, logits, labels, g, *, ignore_index, reduction):
-    both = _backend_xent(xp, logits, labels, g, ignore_index, reduction, "both")
+    both = backend_for_xp(xp).softmax_xent_with_grad(logits, labels, g, ignore_index,
+                                                     reduction, "both")
     if both is not None:
         return both
     p = _XentParts(xp, logits, labels, ignore_index)

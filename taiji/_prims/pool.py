@@ -61,8 +61,7 @@ def _select(xp, x, kernel, want_idx=True):
     # NumPy: one pass finds whether any NaN needs the slower scan. A device keeps the scan
     # NaN-aware instead: reading the answer on the host would wait for the device, and a
     # CUDA graph capture refuses it
-    host = getattr(xp, "__name__", "") == "numpy"
-    nan = x.dtype.kind in "fc" and (not host or bool(xp.isnan(x).any()))
+    nan = x.dtype.kind in "fc" and (xp is not np or bool(xp.isnan(x).any()))
     for k in range(1, kh * kw):
         a = v[:, :, :, k // kw, :, k % kw]
         take = (a > m) | xp.isnan(a) if nan else a > m
@@ -167,8 +166,7 @@ def _pool_impl(xp, x, *, kernel):
             out = np.empty(x.shape[:2] + _outs(x.shape, kernel), x.dtype)
             k(a, out)
             return out
-    fast = getattr(backend_for_xp(xp), "max_pool", None)  # (CUDA: one kernel)
-    out = fast(x, kernel) if fast is not None else None
+    out = backend_for_xp(xp).max_pool(x, kernel)  # (CUDA: one kernel)
     if out is not None:
         return out
     return xp.ascontiguousarray(_select(xp, x, kernel, want_idx=False)[0])
@@ -184,8 +182,7 @@ def _route_impl(xp, g, x, *, kernel):
             out = np.empty_like(a)  # laid out like x: passed as x is, returned as x's shape
             k(np.ascontiguousarray(g), a, out)
             return out.transpose(1, 0, 2, 3) if cn else out
-    fast = getattr(backend_for_xp(xp), "max_pool_route", None)
-    out = fast(g, x, kernel) if fast is not None else None
+    out = backend_for_xp(xp).max_pool_route(g, x, kernel)
     if out is not None:
         return out
     _, idx = _select(xp, x, kernel)

@@ -99,9 +99,7 @@ class CupyBackend(Backend):
         """Products through cuBLAS called directly (taiji.backends.cublas), which CUDA graph
         capture can record; CuPy's own matmul for other dtypes, or if that cannot load."""
         if a.dtype == b.dtype and a.dtype.name in _GEMM:
-            gemm = self._gemm
-            if gemm is None:
-                gemm = self._load_gemm()
+            gemm = self._cublas()
             if gemm:
                 return gemm(a, b, ta, tb, out)
         return super().matmul(a, b, ta, tb, out)
@@ -109,11 +107,10 @@ class CupyBackend(Backend):
     def colsum(self, x, out=None):
         """Column sums of a 2-D float array as the product ``ones(1, n) @ x``, accumulated
         in full float32 (no TF32; float16 sums too, as CuPy's do): cuBLAS reads the rows at
-        full bandwidth, where CuPy's
-        axis-0 reduction walks each column with a stride (at batch 32768 it took 1.25 ms of
-        a 1.7 ms training step, measured on an H200)."""
+        full bandwidth, where CuPy's axis-0 reduction walks each column with a stride (at
+        batch 32768 it took 1.25 ms of a 1.7 ms training step, measured on an H200)."""
         cp = self.cupy
-        gemm = self._gemm if self._gemm is not None else self._load_gemm()
+        gemm = self._cublas()
         if not gemm or x.ndim != 2 or x.dtype.name not in _GEMM or x.shape[0] == 0:
             return super().colsum(x, out)
         n = x.shape[0]
@@ -156,6 +153,11 @@ class CupyBackend(Backend):
             return None
         return cupy_xent.softmax_xent_with_grad(self.cupy, logits, labels, g, ignore_index,
                                                 reduction, parts)
+
+    def _cublas(self):
+        """The cuBLAS product (taiji.backends.cublas.Gemm), loaded once; False if it cannot
+        load (CuPy's matmul and sums are used then)."""
+        return self._gemm if self._gemm is not None else self._load_gemm()
 
     def _load_gemm(self):
         from taiji.backends.cublas import Gemm

@@ -92,6 +92,21 @@ class Backend:
         b = b.swapaxes(-1, -2) if tb else b
         return self.xp.matmul(a, b) if out is None else self.xp.matmul(a, b, out=out)
 
+    # Fused kernels a backend may have for whole primitives. None means it has none, and
+    # the primitive's array-module rule runs (NumPy's are numba loop kernels instead).
+    def softmax_xent_with_grad(self, logits, labels, g, ignore_index: int, reduction: str,
+                               parts: str = "both"):
+        """Cross-entropy ``(loss, dlogits)`` (``parts='loss'``: dlogits None), or None."""
+        return None
+
+    def max_pool(self, x, kernel):
+        """Max pooling over non-overlapping windows, or None."""
+        return None
+
+    def max_pool_route(self, g, x, kernel):
+        """Max pooling's VJP, or None."""
+        return None
+
     def __repr__(self) -> str:
         return f"Backend({self.name!r})"
 

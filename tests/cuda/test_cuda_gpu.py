@@ -218,7 +218,7 @@ def test_cublas_products_match_numpy_for_every_layout(dtype):
     import cupy
     from test_cublas_plan import CASES
     be = taiji.backends.get_backend("cuda")
-    gemm = be._gemm if be._gemm is not None else be._load_gemm()
+    gemm = be._cublas()
     assert gemm, be.gemm_unavailable_reason
     tol = dict(rtol=1e-2, atol=5e-2) if dtype == "float16" else dict(rtol=1e-5, atol=1e-5)
     extra = {"strided both axes": (lambda b: b[:48].reshape(6, 8)[::2, ::2],
