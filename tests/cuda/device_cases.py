@@ -9,6 +9,11 @@ import taiji.nn as nn
 import taiji.nn.functional as F
 
 
+def program_of(f):
+    """The compiled program of jit function ``f``'s latest variant."""
+    return next(reversed(f._cache.data.values()))[-1].fn
+
+
 def host(t) -> np.ndarray:
     """A tensor's values as a NumPy array, whatever its device."""
     return t.detach().cpu().numpy()

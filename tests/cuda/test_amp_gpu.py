@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import taiji
-from device_cases import cnn, host, mlp
+from device_cases import cnn, host, mlp, program_of
 from test_amp_fake import _amp_train
 
 pytestmark = [
@@ -64,7 +64,7 @@ def test_fp16_amp_training_jit_eager_and_cpu(model, shape, classes):
             np.testing.assert_allclose(a, b, rtol=5e-2, atol=5e-3)
     eager, jit = runs[("cuda", False)], runs[("cuda", True)]
     np.testing.assert_allclose(jit[0], eager[0], rtol=2e-3, atol=1e-4)
-    prog = next(reversed(jit[3]._cache.data.values()))[-1].fn
+    prog = program_of(jit[3])
     assert prog.host_inputs == set()  # the scaler's state lives on the GPU
     print(f"\nfp16 AMP {model.__name__} jit step: program mode {prog.mode!r}"
           + (f" ({prog.fallback_reason})" if prog.fallback_reason else ""))

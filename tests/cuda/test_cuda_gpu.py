@@ -8,7 +8,7 @@ import pytest
 
 import taiji
 from device_cases import (LAYERS, cnn, compare_layer, differentiable_samples, host,
-                          registry_vjp, train)
+                          program_of, registry_vjp, train)
 
 pytestmark = [
     pytest.mark.cuda,
@@ -26,11 +26,6 @@ def full_float32():
     flags.allow_tf32 = False
     yield
     flags.allow_tf32 = old
-
-
-def program_of(f):
-    """The compiled program of jit function ``f``'s latest variant."""
-    return next(reversed(f._cache.data.values()))[-1].fn
 
 
 # ---------------------------------------------------------------- the device

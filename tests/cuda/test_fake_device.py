@@ -12,7 +12,7 @@ import pytest
 import taiji
 import taiji.nn as nn
 import taiji.nn.functional as F
-from device_cases import LAYERS, compare_layer, host, train, cnn
+from device_cases import LAYERS, compare_layer, host, program_of, train, cnn
 from fake_cuda import FakeCudaArray
 
 
@@ -259,7 +259,7 @@ def test_jit_cnn_on_device(fake_cuda):
         np.testing.assert_allclose(pgot[k], pref[k], rtol=1e-4, atol=1e-6)
     # captured: no op of the step reads device values on the host (max pooling's NaN check
     # once did, which a real capture refuses)
-    prog = next(reversed(f._cache.data.values()))[-1].fn
+    prog = program_of(f)
     assert prog.mode == "graph", prog.fallback_reason
 
 
@@ -294,7 +294,7 @@ def test_jit_graph_outputs_are_the_callers(fake_cuda):
         return x * 2, w.sum(), taiji.tensor([1.0, 2.0])
     xs = [taiji.full((3,), float(i), device="cuda") for i in range(4)]
     outs = [f(x) for x in xs]
-    prog = next(reversed(f._cache.data.values()))[-1].fn
+    prog = program_of(f)
     assert prog.mode == "graph" and prog.staging is not None, prog.fallback_reason
     for i, (a, s, c) in enumerate(outs):
         np.testing.assert_allclose(host(a), [2.0 * i] * 3)

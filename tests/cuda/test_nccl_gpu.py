@@ -14,7 +14,7 @@ import taiji.distributed.functional as DF
 import taiji.nn.functional as F
 from taiji.distributed._backend import nccl_unavailable_reason
 from taiji.nn.parallel import DistributedDataParallel as DDP
-from device_cases import host, mlp
+from device_cases import host, mlp, program_of
 
 pytestmark = [
     pytest.mark.cuda,
@@ -107,7 +107,7 @@ def test_one_rank_ddp_step_equals_single_gpu_training(group, compiled):
         np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
     if compiled:
         assert "all_reduce(" in f.lower(x, y).as_text()
-        prog = next(reversed(f._cache.data.values()))[-1].fn
+        prog = program_of(f)
         # (shown with -s: whether NCCL ran inside a captured CUDA graph)
         print(f"\nNCCL DDP jit step: program mode {prog.mode!r}"
               + (f" ({prog.fallback_reason})" if prog.fallback_reason else ""))
