@@ -196,15 +196,16 @@ class Gemm:
                  tf32: bool | None = None):
         cp = self.cupy
         dt = a.dtype
-        item = dt.itemsize
-        p = plan(a.shape, [s // item for s in a.strides], b.shape,
-                 [s // item for s in b.strides], ta, tb)
+
+        def plan_of(a, b):  # (CuPy's strides are in bytes; the plan's are in elements)
+            return plan(a.shape, [s // dt.itemsize for s in a.strides], b.shape,
+                        [s // dt.itemsize for s in b.strides], ta, tb)
+        p = plan_of(a, b)
         if p is None:  # an operand no single call reads: make both plain C arrays
             batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
             a = cp.ascontiguousarray(cp.broadcast_to(a, batch + a.shape[-2:]))
             b = cp.ascontiguousarray(cp.broadcast_to(b, batch + b.shape[-2:]))
-            p = plan(a.shape, [s // item for s in a.strides], b.shape,
-                     [s // item for s in b.strides], ta, tb)
+            p = plan_of(a, b)
         shape = p.batch + (p.m, p.n)
         c = out
         if c is None or c.shape != shape or c.dtype != dt or not c.flags.c_contiguous:
