@@ -19,6 +19,12 @@ would need more than ``MAX_BLOCKS`` blocks (the CNN's weight gradients, K = 5017
 a product without a block, or that runs other BLAS calls (``einsum``, loops), keeps whole
 products on OpenBLAS's threads. Eager mode keeps NumPy's ``matmul``.
 
+Such a program computes each product big enough in two halves instead, one per thread,
+through OpenBLAS's batch call (``split_axis``, ``gemm_function``): each half runs OpenBLAS's
+one-thread driver whatever the thread count, so the bits are a one-thread product's and need
+no K blocks, and the two threads share nothing, where OpenBLAS's own two-thread split of one
+product packs panels for each other and waits on them (the seed MLP's step: 3-9% faster).
+
 The library is the OpenBLAS NumPy loaded, found in ``/proc/self/maps`` and checked once
 against ``np.matmul``. Dimensions go as 64-bit integers, which both integer ABIs read
 correctly (an LP64 library reads the low half of the register or stack slot).
@@ -113,8 +119,57 @@ def _find() -> dict:
                  "python_gemm": {d: gemm_function(fn, d) for d, fn in gemm.items()}}
         if _check(found):
             found["kblock"] = {d: _probe_kblock(found, d) for d in gemm}
+            found["batch"] = _find_batch(lib, found)
+            found["python_gemm"].update({d: gemm_function(gemm[d], d, fn)
+                                         for d, fn in found["batch"].items()})
             return found
     return {}
+
+
+def _find_batch(lib, found: dict) -> dict:
+    """{dtype: ctypes cblas_?gemm_batch} where it splits products in halves that agree bit
+    for bit with whole one-thread products (``_probe_split``). Only 64-bit-integer builds
+    (the ``64_`` symbols NumPy's wheels ship): the batch call reads arrays of integers, whose
+    width must be the library's. Off with TAIJI_GEMM_SPLIT=0."""
+    if os.environ.get("TAIJI_GEMM_SPLIT", "1") == "0" or found["get_threads"]() < 2:
+        return {}
+    vp = ctypes.c_void_p
+    out = {}
+    for letter, d in (("s", np.dtype(np.float32)), ("d", np.dtype(np.float64))):
+        if not found["kblock"][d]:
+            continue  # (its programs never switch threads, so never split: see kblocks)
+        fn = _symbol(lib, (f"scipy_cblas_{letter}gemm_batch64_", f"cblas_{letter}gemm_batch64_"))
+        if fn is None:
+            continue
+        fn.restype = None
+        fn.argtypes = [ctypes.c_int] + [vp] * 13 + [ctypes.c_int64, vp]
+        if _probe_split(found, d, gemm_function(found["gemm"][d], d, fn)):
+            out[d] = fn
+    return out
+
+
+def _probe_split(found: dict, d: np.dtype, split_gemm) -> bool:
+    """Products split in halves (each on its own thread) equal whole products on one
+    thread, bit for bit, for every layout and both split directions, K within and past the
+    K block."""
+    kb, most = found["kblock"][d], found["get_threads"]()
+    noise = np.random.default_rng(2).standard_normal(400 * kb * 2).astype(d)
+    try:
+        for m, n, k in ((130, 96, kb), (64, 250, 2 * kb - 37), (200, 120, kb // 2 + 5)):
+            for ta in (0, 1):
+                for tb in (0, 1):
+                    x = noise[:m * k].reshape((k, m) if ta else (m, k))
+                    y = noise[-n * k:].reshape((n, k) if tb else (k, n))
+                    whole, halves = np.empty((m, n), d), np.empty((m, n), d)
+                    found["set_threads"](1)
+                    found["python_gemm"][d](x, y, ta, tb, whole, 0)
+                    found["set_threads"](most)
+                    split_gemm(x, y, ta, tb, halves, kb)
+                    if not np.array_equal(whole, halves):
+                        return False
+        return True
+    finally:
+        found["set_threads"](most)
 
 
 def _check(lib: dict) -> bool:
@@ -177,12 +232,44 @@ def blocks(k: int, kb: int) -> int:
     return 1 if kb <= 0 or k <= kb else -(-k // kb)
 
 
-def gemm_function(fn, dtype) -> Callable:
+# OpenBLAS's batch call runs a product of at most this m*n*k through a small-matrix kernel
+# chosen without its usual checks, which crashed here (0.3.31, a DYNAMIC_ARCH build): a half
+# must be larger
+SMALL_MNK = 1_000_000
+
+
+def split_axis(m: int, n: int, k: int, ta: int, tb: int) -> int:
+    """How a product with K block ``k`` is split in halves, one per thread: 2 by the result's
+    columns (C = A B^T: each thread packs its own rows of B), 1 by its rows (the other
+    layouts), 0 not at all (a half at or below SMALL_MNK). Measured on the seed MLP's
+    products on 2 cores: 5-40% faster each than OpenBLAS's own two-thread split, which
+    shares packed panels between its threads and waits on them."""
+    if tb and not ta:
+        return 2 if m * (n // 2) * k > SMALL_MNK else 0
+    return 1 if (m // 2) * n * k > SMALL_MNK else 0
+
+
+def splits(dtype, m: int, n: int, k: int, ta: int, tb: int, kb: int) -> bool:
+    """Whether a product of a program that may switch threads (K block ``kb``) is computed
+    in halves (``gemm_function``): where the library has a batch call for ``dtype``."""
+    if kb <= 0 or m < 2 or n < 2 or np.dtype(dtype) not in library().get("batch", {}):
+        return False
+    return split_axis(m, n, k, ta, tb) != 0
+
+
+def gemm_function(fn, dtype, batch=None, jit: Callable | None = None) -> Callable:
     """``gemm(a, b, ta, tb, c, kb)``: C = op(a) op(b) through ``fn`` (a ctypes cblas_?gemm),
     over K blocks of at most ``kb`` (0: one call), written so that numba can compile it too
     (``numba_gemm``): the Python tier and the native tier make the very same calls. CBLAS
-    codes: RowMajor 101, NoTrans 111, Trans 112."""
+    codes: RowMajor 101, NoTrans 111, Trans 112.
+
+    With ``batch`` (a ctypes cblas_?gemm_batch) and ``kb`` > 0 (a program that may switch
+    threads), a product is one batch call of two halves (``split_axis``), which OpenBLAS
+    runs one per thread with its one-thread driver: the bits of a one-thread product on any
+    number of threads, so over the whole K.
+    ``jit``: what compiles the functions it calls (numba's ``njit`` for the native tier)."""
     one, zero, item = dtype.type(1), dtype.type(0), dtype.itemsize
+    jit = jit or (lambda f: f)
 
     def gemm(a, b, ta, tb, c, kb):
         m = a.shape[1] if ta else a.shape[0]
@@ -197,13 +284,56 @@ def gemm_function(fn, dtype) -> Callable:
                a.ctypes.data + item * aoff, max(a.shape[1], 1), b.ctypes.data + item * boff,
                max(b.shape[1], 1), zero if j == 0 else one, c.ctypes.data, max(n, 1))
         return c
-    return gemm
+
+    if batch is None:
+        return jit(gemm)
+    whole, axis_of = jit(gemm), jit(split_axis)
+
+    def split_gemm(a, b, ta, tb, c, kb):
+        m = a.shape[1] if ta else a.shape[0]
+        k = a.shape[0] if ta else a.shape[1]
+        n = b.shape[0] if tb else b.shape[1]
+        axis = 0
+        if kb > 0 and m > 1 and n > 1:
+            axis = axis_of(m, n, k, ta, tb)
+        if axis == 0:
+            return whole(a, b, ta, tb, c, kb)
+        lda, ldb, ldc = max(a.shape[1], 1), max(b.shape[1], 1), max(n, 1)
+        # the batch call's arrays, two entries each: m n k lda ldb ldc A B C group-size
+        iv = np.empty(20, np.int64)
+        tv = np.empty(4, np.int32)   # transa transa transb transb (CBLAS enums: C ints)
+        fv = np.empty(4, c.dtype)    # alpha alpha beta beta
+        tv[0] = tv[1] = 112 if ta else 111
+        tv[2] = tv[3] = 112 if tb else 111
+        fv[0] = fv[1] = one
+        iv[18] = iv[19] = 1
+        h = (m if axis == 1 else n) // 2
+        if axis == 1:  # rows of C: rows of op(a)
+            iv[0], iv[1], iv[2], iv[3] = h, m - h, n, n
+            da, db, dc = (h if ta else h * lda), 0, h * ldc
+        else:          # columns of C: columns of op(b)
+            iv[0], iv[1], iv[2], iv[3] = m, m, h, n - h
+            da, db, dc = 0, (h * ldb if tb else h), h
+        iv[4] = iv[5] = k
+        iv[6], iv[7], iv[8], iv[9], iv[10], iv[11] = lda, lda, ldb, ldb, ldc, ldc
+        iv[12] = a.ctypes.data
+        iv[13] = iv[12] + item * da
+        iv[14] = b.ctypes.data
+        iv[15] = iv[14] + item * db
+        iv[16] = c.ctypes.data
+        iv[17] = iv[16] + item * dc
+        fv[2] = fv[3] = zero
+        p, q = iv.ctypes.data, tv.ctypes.data
+        batch(101, q, q + 8, p, p + 16, p + 32, fv.ctypes.data, p + 96, p + 48,
+              p + 112, p + 64, fv.ctypes.data + 2 * item, p + 128, p + 80, 2, p + 144)
+        return c
+    return jit(split_gemm)
 
 
-def numba_gemm(fn, dtype) -> Callable:
+def numba_gemm(fn, dtype, batch=None) -> Callable:
     """The native tier's product for one dtype: ``gemm_function`` compiled by numba."""
     from numba import njit
-    return njit(nogil=True)(gemm_function(fn, dtype))
+    return gemm_function(fn, dtype, batch, njit(nogil=True))
 
 
 def kblocks(g) -> dict | None:

@@ -118,9 +118,12 @@ def emit_eqn(em: Emitter, e, out_buf: str | None) -> str:
         return f"_dmm({ins[0]}, {ins[1]}, {bool(prm.get('ta'))}, {bool(prm.get('tb'))}{outk})"
     if p == "matmul" and np.dtype(e.outputs[0].aval.dtype.np).itemsize > 2:
         # (half-precision products go through the primitive's impl: float32 accumulation)
-        kb = em.kblocks.get(np.dtype(e.outputs[0].aval.dtype.np)) if em.kblocks else None
+        d = np.dtype(e.outputs[0].aval.dtype.np)
+        kb = em.kblocks.get(d) if em.kblocks else None
         k = e.inputs[0].shape[-2 if prm.get("ta") else -1]
-        if kb and k > kb:  # a program that may switch threads: K blocks (compiler/blas.py)
+        o = e.outputs[0].shape
+        if kb and (k > kb or blas.splits(d, o[-2], o[-1], k, prm.get("ta"), prm.get("tb"), kb)):
+            # a program that may switch threads: K blocks, halves (compiler/blas.py)
             em.ns.setdefault("_mm", blas.matmul)
             return f"_mm({ins[0]}, {ins[1]}, {int(bool(prm.get('ta')))}, " \
                    f"{int(bool(prm.get('tb')))}, {kb}{outk})"

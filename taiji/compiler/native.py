@@ -61,7 +61,9 @@ NATIVE_DTYPES = {dt.float32, dt.float64, dt.int32, dt.int64, dt.bool_}
 def helpers() -> dict:
     """The numba functions native code calls (built once, on first use)."""
     from numba import njit
-    out = {f"_gemm_{d.name}": blas.numba_gemm(fn, d) for d, fn in blas.blas().items()}
+    batch = blas.library().get("batch", {})
+    out = {f"_gemm_{d.name}": blas.numba_gemm(fn, d, batch.get(d))
+           for d, fn in blas.blas().items()}
 
     def colsum(a, o):
         # NumPy's add-reduce over axis 0: from +0.0, rows in order

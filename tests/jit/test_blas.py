@@ -59,13 +59,64 @@ def test_products_over_k_blocks_agree_on_one_thread_and_all(dtype):
                                            atol=1e-3 if d == np.float32 else 1e-10)
 
 
+SPLITS = SWITCHES and F32 in LIB.get("batch", {})
+needs_split = pytest.mark.skipif(not SPLITS, reason="needs OpenBLAS's 64-bit batch call and "
+                                                    "2+ threads")
+
+
+def test_split_axis_splits_only_halves_above_the_small_matrix_bound():
+    assert blas.split_axis(128, 256, 448, 0, 1) == 2   # C = A B^T: by C's columns
+    assert blas.split_axis(256, 784, 128, 1, 0) == 1   # C = A^T B: by C's rows
+    assert blas.split_axis(128, 256, 128, 0, 0) == 1
+    small = blas.SMALL_MNK
+    assert blas.split_axis(2, small // 2 + 1, 2, 0, 0) == 1      # half: small + 2
+    assert blas.split_axis(2, small // 2, 2, 0, 0) == 0          # half: exactly small
+    assert blas.split_axis(2, 2, small // 2, 0, 1) == 0
+    assert not blas.splits(F32, 128, 256, 784, 0, 1, 0)  # kb 0: a program that never switches
+    assert not blas.splits(F32, 1, 4096, 784, 0, 0, 448)  # one row: nothing to halve
+
+
+@needs_split
+def test_split_products_are_one_thread_products_bit_for_bit():
+    kb, most = LIB["kblock"][F32], LIB["get_threads"]()
+    whole = blas.gemm_function(LIB["gemm"][F32], F32)  # no batch: whole products
+    rng = np.random.default_rng(3)
+    shapes = [(128, 256, 784), (256, 784, 96), (64, 128, 256), (129, 257, 300), (512, 10, 600),
+              (7, 3000, 200), (96, 64, 1500), (5, 4, 30)]
+    for m, n, k in shapes:
+        for ta in (0, 1):
+            for tb in (0, 1):
+                a = rng.standard_normal((k, m) if ta else (m, k)).astype(F32)
+                b = rng.standard_normal((n, k) if tb else (k, n)).astype(F32)
+                split = blas.matmul(a, b, ta, tb, kb)
+                # halves are one-thread products on any thread count: over the whole K
+                whole_k = 0 if blas.splits(F32, m, n, k, ta, tb, kb) else kb
+                try:
+                    LIB["set_threads"](1)
+                    one = whole(a, b, ta, tb, np.empty((m, n), F32), whole_k)
+                finally:
+                    LIB["set_threads"](most)
+                assert np.array_equal(split, one), (m, n, k, ta, tb)
+                np.testing.assert_allclose(split, _ref(a, b, ta, tb), rtol=1e-4, atol=1e-3)
+    assert any(blas.splits(F32, m, n, k, 0, 1, kb) for m, n, k in shapes)
+
+
+@needs_split
+def test_a_switching_program_spells_its_split_products_as_the_native_tier_does():
+    x, w = taiji.ones(128, 256), taiji.ones(512, 256)
+    low = taiji.jit(lambda a, b: a @ b.T).lower(x, w)  # K = 256: no K blocks, but halves
+    assert "_mm(" in low.source
+    np.testing.assert_array_equal(taiji.jit(lambda a, b: a @ b.T)(x, w).numpy(),
+                                  np.full((128, 512), 256.0, np.float32))
+
+
 @pytest.mark.skipif(not fusion._numba_available(), reason="needs numba")
-@pytest.mark.parametrize("kb", [0, 100])
+@pytest.mark.parametrize("kb", [0, 100, 448])
 def test_the_native_product_is_the_python_tiers(kb):
     rng = np.random.default_rng(1)
     for d in blas.FLOATS:
-        gemm = blas.numba_gemm(blas.blas()[d], d)
-        for m, n, k in ((7, 5, 9), (33, 40, 250)):
+        gemm = blas.numba_gemm(blas.blas()[d], d, LIB.get("batch", {}).get(d))
+        for m, n, k in ((7, 5, 9), (33, 40, 250), (128, 256, 300)):
             for ta in (0, 1):
                 for tb in (0, 1):
                     a = rng.standard_normal((k, m) if ta else (m, k)).astype(d)
