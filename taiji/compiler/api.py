@@ -299,7 +299,8 @@ class JitFunction:
             return _run_differentiable(entry, tensors)
         for fn in res.prologue:
             fn()
-        return _finish(res, _fast(res).call(entry.fn, *tensors))
+        f = _fast(res)
+        return f.finish(f.call(entry.fn, *tensors))
 
 
 _TENSOR: list = []  # taiji's Tensor class, once imported (api loads before it)
@@ -324,7 +325,7 @@ class _Fast:
     for guards and delivery on each step): the guard check and the gathering of the
     payloads as straight-line code, generated once."""
 
-    __slots__ = ("guards", "mutated", "grads", "single", "check", "call")
+    __slots__ = ("guards", "mutated", "grads", "single", "check", "call", "finish")
 
     def __init__(self, res: TraceResult):
         from taiji import _tree
@@ -338,6 +339,7 @@ class _Fast:
             _tree.tree_unflatten(res.out_tree, [mark]) is mark
         self.check = self._gen_check()
         self.call = self._gen_call(res)
+        self.finish = self._gen_finish(res)
 
     def _gen_call(self, res: TraceResult) -> Callable:
         """``call(program, *tensors)``: the program on the arguments' and the captured
@@ -353,6 +355,35 @@ class _Fast:
                f"    return fn({', '.join(payloads)})")
         exec(compile(src, "<taiji jit call>", "exec"), ns)  # noqa: S102 - our own source
         return ns["call"]
+
+    def _gen_finish(self, res: TraceResult) -> Callable:
+        """``finish(outs)``: ``_deliver`` with ``_as_payload`` and ``_write_array`` for this
+        program, as straight-line code: a mutated tensor computed in place (the usual case)
+        only has its version bumped."""
+        ns: dict = {"_write": _write_array, "_wrap": _as_payload, "_nd": np.ndarray,
+                    "_new": _TENSOR[0]._from_payload, "_res": res, "_user": _user_outputs}
+        lines = ["def finish(outs):"]
+        k = res.n_user_outputs
+        for j, t in enumerate(self.mutated):
+            ns[f"m{j}"] = t
+            lines += [f"    n = outs[{k}]",
+                      f"    if n is m{j}._data:",
+                      f"        m{j}._version += 1",
+                      "    else:",
+                      f"        _write(m{j}, n)"]
+            k += 1
+        for j, (t, kind) in enumerate(self.grads):
+            ns[f"g{j}"] = t
+            if kind == "none":
+                lines.append(f"    g{j}._grad = None")
+                continue
+            lines += [f"    n = outs[{k}]",
+                      f"    g{j}._grad = _new(n) if type(n) is _nd else _wrap(n)"]
+            k += 1
+        lines.append("    return _wrap(outs[0])" if self.single else
+                     "    return _user(_res, outs, _wrap)")
+        exec(compile("\n".join(lines), "<taiji jit finish>", "exec"), ns)  # noqa: S102
+        return ns["finish"]
 
     def _gen_check(self) -> Callable:
         """``check()``: whether the captured tensors still match the trace (payload type,
@@ -401,6 +432,11 @@ def _deliver(res: TraceResult, outs, wrap: Callable, write: Callable):
             k += 1
     if f.single:
         return wrap(outs[0])
+    return _user_outputs(res, outs, wrap)
+
+
+def _user_outputs(res: TraceResult, outs, wrap: Callable):
+    """The user's output pytree from a run's raw outputs."""
     from taiji import _tree
     it = iter(outs[:res.n_user_outputs])
     leaves = [wrap(next(it)) if s is None else s for s in res.out_static]
@@ -440,11 +476,6 @@ def _as_payload(a):
     become 0-d arrays, so the tensor is mutable and takes the ndarray fast paths."""
     from taiji._ops import Tensor
     return Tensor._from_payload(np.asarray(a) if isinstance(a, np.generic) else a)
-
-
-def _finish(res: TraceResult, outs):
-    """Deliver a compiled run's raw arrays."""
-    return _deliver(res, outs, _as_payload, _write_array)
 
 
 def _run_differentiable(entry: Compiled, tensors):

@@ -342,3 +342,28 @@ def test_rebinding_a_global_or_closure_variable_retraces():
     for _ in range(3):  # nothing rebound: no retrace
         h(x)
     assert len(h.compile_log) == n
+
+
+def test_a_compiled_run_delivers_mutations_grads_and_a_tree_of_outputs():
+    w = taiji.ones(3, requires_grad=True)
+    total = taiji.zeros(3)
+    storage = total._data
+
+    def step(x):
+        loss = (w * x).sum()
+        loss.backward()
+        with taiji.no_grad():
+            total.add_(w.grad)
+        return loss, {"double": loss * 2}
+
+    f = taiji.jit(step)
+    v0 = total._version
+    for i in range(3):
+        w.grad = None
+        loss, extra = f(taiji.full((3,), 2.0))
+        assert float(loss) == 6.0 and float(extra["double"]) == 12.0
+    assert total._data is storage  # updated in place: views and references see it
+    np.testing.assert_array_equal(total.numpy(), [6.0, 6.0, 6.0])
+    assert total._version == v0 + 3  # one bump per run, as one in-place op each
+    np.testing.assert_array_equal(w.grad.numpy(), [2.0, 2.0, 2.0])
+    assert w.grad._data is not storage and not w.grad.requires_grad
