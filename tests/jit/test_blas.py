@@ -65,7 +65,9 @@ needs_split = pytest.mark.skipif(not SPLITS, reason="needs OpenBLAS's 64-bit bat
 
 
 def test_split_axis_splits_only_halves_above_the_small_matrix_bound():
-    assert blas.split_axis(128, 256, 448, 0, 1) == 2   # C = A B^T: by C's columns
+    assert blas.split_axis(128, 256, 448, 0, 1) == 2   # C = A B^T, wide: by C's columns
+    assert blas.split_axis(512, 256, 784, 0, 1) == 2   # ... up to twice as tall as wide
+    assert blas.split_axis(1000, 256, 784, 0, 1) == 1  # ... taller: by its rows
     assert blas.split_axis(256, 784, 128, 1, 0) == 1   # C = A^T B: by C's rows
     assert blas.split_axis(128, 256, 128, 0, 0) == 1
     small = blas.SMALL_MNK
