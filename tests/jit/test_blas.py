@@ -103,6 +103,22 @@ def test_split_products_are_one_thread_products_bit_for_bit():
     assert any(blas.splits(F32, m, n, k, 0, 1, kb) for m, n, k in shapes)
 
 
+def test_halving_is_off_when_asked_or_when_halves_differ_from_whole_products(monkeypatch):
+    monkeypatch.setenv("TAIJI_GEMM_SPLIT", "0")
+    assert blas._find_batch(None, LIB or {"get_threads": lambda: 2}) == {}
+    if not SWITCHES:
+        return
+    exact = LIB["python_gemm"][F32]
+
+    def off_by_one_ulp(a, b, ta, tb, c, kb):  # a batch call whose bits are not one thread's
+        exact(a, b, ta, tb, c, kb)
+        c[0, 0] = np.nextafter(c[0, 0], np.inf)
+        return c
+    assert blas._probe_split(LIB, F32, exact)
+    assert not blas._probe_split(LIB, F32, off_by_one_ulp)
+    assert LIB["get_threads"]() >= 2  # (the probe restores the thread count)
+
+
 @needs_split
 def test_a_switching_program_spells_its_split_products_as_the_native_tier_does():
     x, w = taiji.ones(128, 256), taiji.ones(512, 256)
