@@ -23,7 +23,8 @@ Such a program computes each product big enough in two halves instead, one per t
 through OpenBLAS's batch call (``split_axis``, ``gemm_function``): each half runs OpenBLAS's
 one-thread driver whatever the thread count, so the bits are a one-thread product's and need
 no K blocks, and the two threads share nothing, where OpenBLAS's own two-thread split of one
-product packs panels for each other and waits on them (the seed MLP's step: 3-9% faster).
+product packs panels for each other and waits on them (the seed MLP's step: 2-5% faster,
+``benchmarks/gemm_split.py``). Only with two threads, where it was measured (``_find_batch``).
 
 The library is the OpenBLAS NumPy loaded, found in ``/proc/self/maps`` and checked once
 against ``np.matmul``. Dimensions go as 64-bit integers, which both integer ABIs read
@@ -130,8 +131,10 @@ def _find_batch(lib, found: dict) -> dict:
     """{dtype: ctypes cblas_?gemm_batch} where it splits products in halves that agree bit
     for bit with whole one-thread products (``_probe_split``). Only 64-bit-integer builds
     (the ``64_`` symbols NumPy's wheels ship): the batch call reads arrays of integers, whose
-    width must be the library's. Off with TAIJI_GEMM_SPLIT=0."""
-    if os.environ.get("TAIJI_GEMM_SPLIT", "1") == "0" or found["get_threads"]() < 2:
+    width must be the library's. Only where OpenBLAS has two threads, the configuration this
+    was measured on: with more, two halves would leave the other cores idle where OpenBLAS
+    spreads a product over all of them. Off with TAIJI_GEMM_SPLIT=0."""
+    if os.environ.get("TAIJI_GEMM_SPLIT", "1") == "0" or found["get_threads"]() != 2:
         return {}
     vp = ctypes.c_void_p
     out = {}
