@@ -19,7 +19,8 @@ would need more than ``MAX_BLOCKS`` blocks (the CNN's weight gradients, K = 5017
 a product without a block, or that runs other BLAS calls (``einsum``, loops), keeps whole
 products on OpenBLAS's threads. Eager mode keeps NumPy's ``matmul``.
 
-Such a program computes each product big enough in two halves instead, one per thread,
+Such a program (and, with no K blocks, one that keeps OpenBLAS's threads) computes each
+product big enough in two halves instead, one per thread,
 through OpenBLAS's batch call (``split_axis``, ``gemm_function``): each half runs OpenBLAS's
 one-thread driver whatever the thread count, so the bits are a one-thread product's and need
 no K blocks, and the two threads share nothing, where OpenBLAS's own two-thread split of one
@@ -243,23 +244,32 @@ SMALL_MNK = 1_000_000
 
 def split_axis(m: int, n: int, k: int, ta: int, tb: int) -> int:
     """How a product (m x n, inner dimension k) is split in halves, one per thread: 2 by the
-    result's columns when it is C = A B^T with at most twice as many rows as columns (each
-    thread packs its own rows of B and all of A), else 1 by its rows; 0 not at all (a half
-    at or below SMALL_MNK). Measured on the seed MLP's products on 2 cores, batch 64 to
-    1000: up to 40% faster each than OpenBLAS's own two-thread split, which shares packed
-    panels between its threads and waits on them. The 2x: at batch 512 the training step
-    ran 5% faster with its 512 x 256 forward product halved by columns than by rows, while
-    at batch 1000 (inference) halving by columns, each thread packing all of a 3 MB A, made
-    the products 12-50% slower than by rows."""
-    if tb and not ta and m <= 2 * n:
+    result's columns, 1 by its rows, 0 not at all. Measured on the seed MLP's and CNN's
+    products on 2 cores (each halved product up to 40% faster than OpenBLAS's own two-thread
+    split, which shares packed panels between its threads and waits on them):
+
+    - ``A @ B.T`` by columns while at most twice as tall as wide (each thread packs its own
+      rows of B and all of A): at batch 512 the MLP's step ran 5% faster with its 512 x 256
+      forward product halved by columns than by rows; at batch 1000, with each thread
+      packing all of a 3 MB A, by columns was 12-50% slower than by rows;
+    - the other layouts by rows, unless the result is at least 8x as wide as tall (the
+      CNN's 64 x 3136 and 289 x 12544 results: by rows 10-20% slower than whole products,
+      by columns 0-5% faster; the MLP's 256 x 784 weight gradient: by rows 7-10% faster);
+    - not when k < 32 (the CNN's first convolution, K = 10: a product that mostly writes
+      its result ran 60-80% slower in halves) or when a half would be at or below
+      SMALL_MNK."""
+    if k < 32:
+        return 0
+    if (tb and not ta and m <= 2 * n) or (not (tb and not ta) and n >= 8 * m):
         return 2 if m * (n // 2) * k > SMALL_MNK else 0
     return 1 if (m // 2) * n * k > SMALL_MNK else 0
 
 
 def splits(dtype, m: int, n: int, k: int, ta: int, tb: int, kb: int) -> bool:
-    """Whether a product of a program that may switch threads (K block ``kb``) is computed
-    in halves (``gemm_function``): where the library has a batch call for ``dtype``."""
-    if kb <= 0 or m < 2 or n < 2 or np.dtype(dtype) not in library().get("batch", {}):
+    """Whether a product is computed in halves (``gemm_function``; ``kb``: the K block of a
+    program that may switch threads, -1 for one that keeps OpenBLAS's threads): where the
+    library has a batch call for ``dtype``."""
+    if kb == 0 or m < 2 or n < 2 or np.dtype(dtype) not in library().get("batch", {}):
         return False
     return split_axis(m, n, k, ta, tb) != 0
 
@@ -270,10 +280,11 @@ def gemm_function(fn, dtype, batch=None, jit: Callable | None = None) -> Callabl
     (``numba_gemm``): the Python tier and the native tier make the very same calls. CBLAS
     codes: RowMajor 101, NoTrans 111, Trans 112.
 
-    With ``batch`` (a ctypes cblas_?gemm_batch) and ``kb`` > 0 (a program that may switch
-    threads), a product is one batch call of two halves (``split_axis``), which OpenBLAS
-    runs one per thread with its one-thread driver: the bits of a one-thread product on any
-    number of threads, so over the whole K.
+    With ``batch`` (a ctypes cblas_?gemm_batch) and ``kb`` != 0 (> 0: a program that may
+    switch threads; -1: one that keeps OpenBLAS's threads, and no K blocks), a product is
+    one batch call of two halves (``split_axis``), which OpenBLAS runs one per thread with
+    its one-thread driver: the bits of a one-thread product on any number of threads, so
+    over the whole K. ``kb`` 0: whole products, as NumPy computes them.
     ``jit``: what compiles the functions it calls (numba's ``njit`` for the native tier)."""
     one, zero, item = dtype.type(1), dtype.type(0), dtype.itemsize
     jit = jit or (lambda f: f)
@@ -301,7 +312,7 @@ def gemm_function(fn, dtype, batch=None, jit: Callable | None = None) -> Callabl
         k = a.shape[0] if ta else a.shape[1]
         n = b.shape[0] if tb else b.shape[1]
         axis = 0
-        if kb > 0 and m > 1 and n > 1:
+        if kb != 0 and m > 1 and n > 1:
             axis = axis_of(m, n, k, ta, tb)
         if axis == 0:
             return whole(a, b, ta, tb, c, kb)

@@ -119,11 +119,14 @@ def emit_eqn(em: Emitter, e, out_buf: str | None) -> str:
     if p == "matmul" and np.dtype(e.outputs[0].aval.dtype.np).itemsize > 2:
         # (half-precision products go through the primitive's impl: float32 accumulation)
         d = np.dtype(e.outputs[0].aval.dtype.np)
-        kb = em.kblocks.get(d) if em.kblocks else None
+        # a program that may switch threads: K blocks and halves; one that keeps OpenBLAS's
+        # threads (kb -1): halves only (compiler/blas.py)
+        kb = em.kblocks.get(d) if em.kblocks else -1
         k = e.inputs[0].shape[-2 if prm.get("ta") else -1]
         o = e.outputs[0].shape
-        if kb and (k > kb or blas.splits(d, o[-2], o[-1], k, prm.get("ta"), prm.get("tb"), kb)):
-            # a program that may switch threads: K blocks, halves (compiler/blas.py)
+        flat = all(len(v.shape) == 2 for v in e.inputs)
+        if kb and flat and (0 < kb < k or blas.splits(d, o[-2], o[-1], k, prm.get("ta"),
+                                                      prm.get("tb"), kb)):
             em.ns.setdefault("_mm", blas.matmul)
             return f"_mm({ins[0]}, {ins[1]}, {int(bool(prm.get('ta')))}, " \
                    f"{int(bool(prm.get('tb')))}, {kb}{outk})"

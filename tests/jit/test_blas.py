@@ -68,13 +68,18 @@ def test_split_axis_splits_only_halves_above_the_small_matrix_bound():
     assert blas.split_axis(128, 256, 448, 0, 1) == 2   # C = A B^T, wide: by C's columns
     assert blas.split_axis(512, 256, 784, 0, 1) == 2   # ... up to twice as tall as wide
     assert blas.split_axis(1000, 256, 784, 0, 1) == 1  # ... taller: by its rows
+    assert blas.split_axis(32, 10, 50176, 0, 1) == 1   # (the CNN's conv1 weight gradient)
     assert blas.split_axis(256, 784, 128, 1, 0) == 1   # C = A^T B: by C's rows
     assert blas.split_axis(128, 256, 128, 0, 0) == 1
+    assert blas.split_axis(64, 3136, 512, 0, 0) == 2   # ... 8x as wide as tall: by columns
+    assert blas.split_axis(289, 12544, 64, 1, 0) == 2
+    assert blas.split_axis(32, 50176, 10, 0, 0) == 0   # K < 32: a product that mostly writes
+    assert blas.SMALL_MNK == 1_000_000
+    assert blas.split_axis(64, 64, 489, 0, 0) == 1   # half: 32 * 64 * 489 = 1,001,472
+    assert blas.split_axis(64, 64, 488, 0, 0) == 0   # half: 999,424
     small = blas.SMALL_MNK
-    assert blas.split_axis(2, small // 2 + 1, 2, 0, 0) == 1      # half: small + 2
-    assert blas.split_axis(2, small // 2, 2, 0, 0) == 0          # half: exactly small
     assert blas.split_axis(2, 2, small // 2, 0, 1) == 0
-    assert not blas.splits(F32, 128, 256, 784, 0, 1, 0)  # kb 0: a program that never switches
+    assert not blas.splits(F32, 128, 256, 784, 0, 1, 0)  # kb 0: whole products, as NumPy's
     assert not blas.splits(F32, 1, 4096, 784, 0, 0, 448)  # one row: nothing to halve
 
 
@@ -266,7 +271,11 @@ def test_programs_with_other_blas_calls_keep_whole_products():
     a, b = taiji.ones(8, 60000), taiji.ones(60000, 8)
     big_k = taiji.jit(lambda x, y: x @ y)  # far more K blocks than MAX_BLOCKS
     assert blas.kblocks(big_k.lower(a, b).graph) is None
-    assert "_np.matmul(" in big_k.lower(a, b).source
+    # no K blocks: a whole product, or (where the library has the batch call) halves, -1
+    src = big_k.lower(a, b).source
+    assert "_mm(t0, t1, 0, 0, -1)" in src if SPLITS else "_np.matmul(" in src
     np.testing.assert_allclose(big_k(a, b).numpy(), np.full((8, 8), 60000.0))
+    small = taiji.jit(lambda x, y: x @ y)  # below the halves' bound: NumPy's whole product
+    assert "_np.matmul(" in small.lower(taiji.ones(8, 300), taiji.ones(300, 8)).source
     ein = taiji.jit(lambda x, y: taiji.einsum("ij,jk->ik", x, y) + x @ y)
     assert blas.kblocks(ein.lower(taiji.ones(4, 900), taiji.ones(900, 4)).graph) is None
