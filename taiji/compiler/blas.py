@@ -141,7 +141,7 @@ def _find_batch(lib, found: dict) -> dict:
     out = {}
     for letter, d in (("s", np.dtype(np.float32)), ("d", np.dtype(np.float64))):
         if not found["kblock"][d]:
-            continue  # (its programs never switch threads, so never split: see kblocks)
+            continue  # (float64 here: no K block for the probe's shapes, halves not measured)
         fn = _symbol(lib, (f"scipy_cblas_{letter}gemm_batch64_", f"cblas_{letter}gemm_batch64_"))
         if fn is None:
             continue
@@ -263,6 +263,13 @@ def split_axis(m: int, n: int, k: int, ta: int, tb: int) -> int:
     if (tb and not ta and m <= 2 * n) or (not (tb and not ta) and n >= 8 * m):
         return 2 if m * (n // 2) * k > SMALL_MNK else 0
     return 1 if (m // 2) * n * k > SMALL_MNK else 0
+
+
+def product_kb(kblocks: dict | None, dtype) -> int:
+    """The ``kb`` a compiled program passes to ``gemm_function`` for a product of ``dtype``
+    (its Python tier and native tier alike): the K block where the program may switch
+    threads (``kblocks``, from ``kblocks(g)``), else -1 (no K blocks; halves still apply)."""
+    return kblocks.get(np.dtype(dtype), 0) if kblocks else -1
 
 
 def splits(dtype, m: int, n: int, k: int, ta: int, tb: int, kb: int) -> bool:

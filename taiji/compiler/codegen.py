@@ -121,7 +121,7 @@ def emit_eqn(em: Emitter, e, out_buf: str | None) -> str:
         d = np.dtype(e.outputs[0].aval.dtype.np)
         # a program that may switch threads: K blocks and halves; one that keeps OpenBLAS's
         # threads (kb -1): halves only (compiler/blas.py)
-        kb = em.kblocks.get(d) if em.kblocks else -1
+        kb = blas.product_kb(em.kblocks, d)
         k = e.inputs[0].shape[-2 if prm.get("ta") else -1]
         o = e.outputs[0].shape
         flat = all(len(v.shape) == 2 for v in e.inputs)

@@ -222,9 +222,7 @@ class _Segment:
         if p == "matmul":
             ta, tb = int(bool(e.params.get("ta"))), int(bool(e.params.get("tb")))
             fn = f"_gemm_{np.dtype(o.dtype.np).name}"
-            # (-1: a program that keeps OpenBLAS's threads, whose products may still be
-            # halved; the Python tier's codegen makes the same choice)
-            kb = self.em.kblocks.get(np.dtype(o.dtype.np), 0) if self.em.kblocks else -1
+            kb = blas.product_kb(self.em.kblocks, o.dtype.np)  # (as the Python tier's)
             return f"    {out} = {fn}({ins[0]}, {ins[1]}, {ta}, {tb}, {self._alloc(o)}, {kb})"
         if p == "fused":
             return self._emit_fused(e, ins)
