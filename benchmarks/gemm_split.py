@@ -1,8 +1,11 @@
 """Products in halves (taiji/compiler/blas.py, docs/jit.md "Products in halves"), on and off:
 the seed MLP's compiled training step with ``TAIJI_GEMM_SPLIT=0`` against the default, in
 fresh processes that alternate (off, on; then on, off; ...), so machine drift hits both.
+``--switch pool``: the pool's worker (taiji/compiler/pool.py) off (``TAIJI_POOL=0``: halves
+through OpenBLAS's batch call) and on.
 
-    python benchmarks/gemm_split.py [--batches 64 128 512] [--rounds 4] [--seconds 1.5]
+    python benchmarks/gemm_split.py [--switch split|pool] [--batches 64 128 512] [--rounds 4]
+                                    [--seconds 1.5]
 
 Prints steps/s per round and the median of the rounds' on/off ratios per batch size.
 """
@@ -42,8 +45,11 @@ def child(batch: int, seconds: float) -> None:
     print(statistics.median(rates))
 
 
-def measure(batch: int, seconds: float, split: bool) -> float:
-    env = dict(os.environ, TAIJI_GEMM_SPLIT="1" if split else "0")
+SWITCHES = {"split": "TAIJI_GEMM_SPLIT", "pool": "TAIJI_POOL"}
+
+
+def measure(batch: int, seconds: float, on: bool, switch: str = "split") -> float:
+    env = dict(os.environ, **{SWITCHES[switch]: "1" if on else "0"})
     out = subprocess.run([sys.executable, os.path.abspath(__file__), "--child", str(batch),
                           "--seconds", str(seconds)], env=env, check=True,
                          capture_output=True, text=True).stdout
@@ -52,6 +58,8 @@ def measure(batch: int, seconds: float, split: bool) -> float:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--switch", choices=sorted(SWITCHES), default="split",
+                    help="what goes off and on: products in halves, or the pool's worker")
     ap.add_argument("--batches", type=int, nargs="+", default=[64, 128, 512])
     ap.add_argument("--rounds", type=int, default=4)
     ap.add_argument("--seconds", type=float, default=1.5, help="measured seconds per process")
@@ -60,13 +68,14 @@ def main(argv=None) -> int:
     if a.child:
         child(a.child, a.seconds)
         return 0
-    print(f"seed MLP training step under taiji.jit, products in halves off / on "
+    what = {"split": "products in halves", "pool": "the pool's worker"}[a.switch]
+    print(f"seed MLP training step under taiji.jit, {what} off / on "
           f"({a.rounds} rounds of fresh processes, alternating order)")
     for b in a.batches:
         ratios = []
         for r in range(a.rounds):
             order = (False, True) if r % 2 == 0 else (True, False)
-            got = {s: measure(b, a.seconds, s) for s in order}
+            got = {s: measure(b, a.seconds, s, a.switch) for s in order}
             ratios.append(got[True] / got[False])
             print(f"   batch {b:4d} round {r + 1}: off {got[False]:8.1f}  on {got[True]:8.1f} "
                   f"steps/s  on/off {ratios[-1]:.3f}")

@@ -460,12 +460,14 @@ class ThreadChoice:
         if self._spent >= self._next and len(self._recent) == self.WINDOW:
             self.one = not self.current
 
-    def timed(self, fn: Callable) -> Callable:
-        """``fn`` run on the chosen threads, each call recorded."""
+    def timed(self, fn: Callable, always_one: bool = False) -> Callable:
+        """``fn`` run on the chosen threads, each call recorded (``always_one``: OpenBLAS on
+        one thread either way; ``fn`` reads ``self.one`` for what to do with the other core,
+        as a pool program does, taiji/compiler/pool.py)."""
         clock, record = time.perf_counter, self.record
 
         def run(*args):
-            if self.one:
+            if self.one or always_one:
                 _one_thread(+1)
                 t0 = clock()
                 try:

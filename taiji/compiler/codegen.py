@@ -43,6 +43,8 @@ class Emitter:
         self.ns: dict = {"_np": np}
         # {dtype: K block} when the program may switch threads (blas.kblocks), else None
         self.kblocks: dict | None = None
+        # {dtype: pool product} when the native program halves on the pool (native.py)
+        self.pool: dict = {}
         # a device program's backend: its products (Backend.matmul) and column sums
         # (Backend.colsum) replace the array module's
         self.device = None

@@ -394,10 +394,12 @@ class Region:
 
 
 def kernel_source(g: Graph, patterns, inplace: dict | None = None, colsum=(),
-                  scalar_args: bool = False) -> str:
+                  scalar_args: bool = False, rows: bool = False) -> str:
     """Source of a numba loop kernel for sub-graph ``g`` (``inplace``: output -> input;
     ``colsum``: outputs whose column sums are extra outputs; ``scalar_args``: inputs read
-    as scalars arrive as scalars, not as 1-element arrays, as the native tier passes them).
+    as scalars arrive as scalars, not as 1-element arrays, as the native tier passes them;
+    ``rows``: the kernel takes ``(r0, r1, last, ...)`` and computes rows r0 to r1 only, the
+    half a thread of taiji/compiler/pool.py computes, instead of ``(n, last, ...)``).
 
     Two nested loops, rows x last dim, so that broadcast reads need no per-element integer
     division: scalars are read once, keepdims rows once per row, trailing-dim operands by
@@ -419,7 +421,7 @@ def kernel_source(g: Graph, patterns, inplace: dict | None = None, colsum=(),
             row.append(f"        x{i} = a{i}[r]")
         elif p == "t":
             pre.append(f"    m{i} = a{i}.size // last")
-            row.append(f"        t{i} = (r % m{i}) * last")
+            row.append(f"        t{i} = ({'(r + r0)' if rows else 'r'} % m{i}) * last")
             inner.append(f"            x{i} = a{i}[t{i} + c]")
         else:
             inner.append(f"            x{i} = a{i}[i]")
@@ -456,11 +458,16 @@ def kernel_source(g: Graph, patterns, inplace: dict | None = None, colsum=(),
         if val in ("inf", "-inf", "nan"):
             val = f"float('{val}')"
         head.append(f"{name} = {kind}({val})")
-    flat = [f"    {a} = {a}.reshape(-1)" for a, p in zip(args, patterns) if p != "s"]
-    flat += [f"    {o} = {o}.reshape(-1)" for o in outs]  # views of contiguous memory
+    # (views of contiguous memory; a rows kernel views its rows, so that its indices count
+    # from 0 as the whole kernel's do: indices from r0 kept LLVM from vectorising, 8x slower)
+    cut = {"f": "[r0 * last:r1 * last]", "r": "[r0:r1]", "t": ""}
+    flat = [f"    {a} = {a}.reshape(-1){cut[p] if rows else ''}"
+            for a, p in zip(args, patterns) if p != "s"]
+    flat += [f"    {o} = {o}.reshape(-1){cut['f'] if rows else ''}" for o in outs]
+    span = ("r0, r1", "range(r1 - r0)") if rows else ("n", "range(n // last)")
     body = ["@njit(error_model='numpy', fastmath=False)",
-            f"def kernel(n, last, {', '.join(args + outs + sums)}):"] + flat + pre + [
-            "    for r in range(n // last):", "        base = r * last"] + row + [
+            f"def kernel({span[0]}, last, {', '.join(args + outs + sums)}):"] + flat + pre + [
+            f"    for r in {span[1]}:", "        base = r * last"] + row + [
             "        for c in range(last):", "            i = base + c"] + inner
     return "\n".join(head + [""] + body) + "\n"
 

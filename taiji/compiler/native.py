@@ -29,7 +29,7 @@ import numpy as np
 
 from taiji import _background, _dtypes as dt
 from taiji._core.ir import Graph, Literal, Var
-from taiji.compiler import blas, codegen, layout, native_xent
+from taiji.compiler import blas, codegen, layout, native_xent, pool
 from taiji.compiler.passes import inplace_target
 
 enabled = os.environ.get("TAIJI_NATIVE", "1") != "0"
@@ -182,6 +182,9 @@ class _Segment:
         self.outputs = [o for e in self.eqns for o in e.outputs if id(o) in later_use]
         self.em, self.plan, self.g = em, plan, g
         self.ns: dict = {"np": np, **helpers(), **native_xent.namespace()}
+        if em.pool:
+            self.ns.update(pool.namespace())
+            self.ns.update({f"_pgemm_{d.name}": fn for d, fn in em.pool.items()})
         self.buffers: list = []  # (name in the segment, array)
         self._bufnames: dict = {}
         self.lines: list[str] = []
@@ -221,7 +224,7 @@ class _Segment:
         out = self.em.name(o)
         if p == "matmul":
             ta, tb = int(bool(e.params.get("ta"))), int(bool(e.params.get("tb")))
-            fn = f"_gemm_{np.dtype(o.dtype.np).name}"
+            fn = f"_{'p' if self.em.pool else ''}gemm_{np.dtype(o.dtype.np).name}"
             kb = blas.product_kb(self.em.kblocks, o.dtype.np)  # (as the Python tier's)
             return f"    {out} = {fn}({ins[0]}, {ins[1]}, {ta}, {tb}, {self._alloc(o)}, {kb})"
         if p == "fused":
@@ -262,12 +265,15 @@ class _Segment:
             if isinstance(b, tuple):  # over one of its inputs (passes.plan_memory)
                 pairs.append((k, e.inputs.index(inplace_target(self.g, b))))
         r = region.with_inplace(tuple(pairs))
+        halves = bool(self.em.pool) and not r.colsum and r.size >= pool.MIN_KERNEL and \
+            r.size // r.last >= 2
         kname = f"_kern{len(self.ns)}"
         self.ns[kname] = _load_kernel(kernel_source(r.graph, r.patterns, r.inplace,
-                                                    r.colsum, scalar_args=True))
-        args = []
+                                                    r.colsum, scalar_args=True, rows=halves))
+        args, kinds = [], []
         for v, name, pat in zip(e.inputs, ins, r.patterns):
             args.append(f"{name}.reshape(-1)[0]" if pat == "s" and v.shape != () else name)
+            kinds.append(("s" if pat == "s" else "a", v.dtype.np))
         lines, outs, names = [], [], []
         for k, o in enumerate(e.outputs):
             if k in r.inplace:
@@ -277,7 +283,15 @@ class _Segment:
             lines.append(f"    {n} = {self._alloc(o)}")
             outs.append(n)
             names.append(n)
-        call = f"    {kname}({r.size}, {r.last}, {', '.join(args + outs)})"
+            kinds.append(("a", o.dtype.np))
+        task = pool.kernel_task(self.ns[kname], kinds) if halves else None
+        if task is not None:  # rows in two halves, the second on the pool's worker
+            self.ns[f"{kname}_task"] = task[1].task  # (its code lives while the segment does)
+            call = "\n".join(task[1](args + outs, r.size // r.last, r.last))
+        elif halves:  # (too many arguments for a task: whole, as the rows kernel spells it)
+            call = f"    {kname}(0, {r.size // r.last}, {r.last}, {', '.join(args + outs)})"
+        else:
+            call = f"    {kname}({r.size}, {r.last}, {', '.join(args + outs)})"
         assigns = [f"    {self.em.name(o)} = {n}" for o, n in zip(e.outputs, names)
                    if self.em.name(o) != n]
         return "\n".join(lines + [call] + assigns)
@@ -368,7 +382,10 @@ class NativeProgram:
         self.error = "; ".join(errors) or None
         if fn is not None:
             self.source = src
-        self.entry.fn = blas.with_threads(self.graph, fn or self.python)
+        if getattr(fn, "pool", False):
+            self.entry.fn = pool.with_pool(fn)
+        else:
+            self.entry.fn = blas.with_threads(self.graph, fn or self.python)
 
 
 def request_builds() -> None:
@@ -404,6 +421,7 @@ def build(g: Graph, plan: dict, seen: tuple,
         return None, ""
     em = codegen.Emitter()
     em.kblocks = blas.kblocks(g)  # products over K blocks, as the Python tier computes them
+    em.pool = _pool_gemms(g) if em.kblocks is not None else {}
     args = [em.name(v) for v in g.inputs]
     first_seen = {id(v): a for v, a in zip(g.inputs, seen)}
     last = _last_uses(g)
@@ -429,7 +447,23 @@ def build(g: Graph, plan: dict, seen: tuple,
         f"    return ({', '.join(rets)}{',' if len(rets) == 1 else ''})"])
     ns = em.ns
     exec(compile(src, "<taiji.jit native>", "exec"), ns)  # noqa: S102 - our source
-    return ns["compiled"], src
+    fn = ns["compiled"]
+    fn.pool = bool(em.pool)
+    return fn, src
+
+
+def _pool_gemms(g: Graph) -> dict:
+    """{dtype: the pool's product} when every product of ``g`` has one: a program that then
+    runs on one OpenBLAS thread plus the pool's worker (taiji/compiler/pool.py); else {}."""
+    out = {}
+    for e in g.eqns:
+        if e.prim.name == "matmul":
+            d = np.dtype(e.outputs[0].dtype.np)
+            fn = out.get(d) or pool.gemm(d)
+            if fn is None:
+                return {}
+            out[d] = fn
+    return out
 
 
 def _last_uses(g: Graph) -> dict:
