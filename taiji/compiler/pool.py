@@ -38,6 +38,8 @@ import numpy as np
 SPIN = 2000       # pauses (~25 ns each here) before the worker starts yielding its core
 YIELD = 4000      # sched_yields (~0.5 us each when nothing else runs) before it parks
 MIN_KERNEL = 32768  # elements: a smaller loop kernel runs whole (a hand-off costs ~1 us)
+WHOLE_MAX = 2_000_000  # multiply-adds: a pool program's products that stay whole are at most
+                       # this (on one thread: bigger ones want OpenBLAS's two, native.py)
 
 # words of the control block (each flag on its own 64-byte line)
 STATE, AWAKE, STOP, ON, FN, ARGS = 0, 8, 16, 24, 32, 40

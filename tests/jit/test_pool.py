@@ -191,3 +191,15 @@ def test_off_with_taiji_pool_0_and_a_forked_child_runs_its_own_worker():
         kind, value = p.stdout.split()[-2:]
         outs[kind] = value
     assert outs["on"] == outs["off"]  # same bits with and without the pool
+
+
+@needs_pool
+def test_a_program_with_a_big_whole_product_keeps_openblas_threads():
+    # K = 9 (a 3x3 convolution of one channel as a product): never halved, and at 9M
+    # multiply-adds it wants OpenBLAS's second thread, so the program is no pool program
+    conv = taiji.jit(lambda x, w: taiji.relu(x @ w)).lower(taiji.ones(2000, 9),
+                                                             taiji.ones(9, 500)).graph
+    assert blas.kblocks(conv) is not None and native._pool_gemms(conv) == {}
+    mlp = taiji.jit(lambda x, w: taiji.relu(x @ w.T)).lower(taiji.ones(128, 784),
+                                                            taiji.ones(256, 784)).graph
+    assert list(native._pool_gemms(mlp)) == [F32]
