@@ -152,10 +152,11 @@ def _find_batch(lib, found: dict) -> dict:
     return out
 
 
-def _probe_split(found: dict, d: np.dtype, split_gemm) -> bool:
+def _probe_split(found: dict, d: np.dtype, split_gemm, threads: int = 0) -> bool:
     """Products split in halves (each on its own thread) equal whole products on one
     thread, bit for bit, for every layout and both split directions, K within and past the
-    K block."""
+    K block. ``threads``: OpenBLAS's thread count for the split products (0: all; the pool's
+    run on one, taiji/compiler/pool.py)."""
     kb, most = found["kblock"][d], found["get_threads"]()
     noise = np.random.default_rng(2).standard_normal(400 * kb * 2).astype(d)
     try:
@@ -167,7 +168,7 @@ def _probe_split(found: dict, d: np.dtype, split_gemm) -> bool:
                     whole, halves = np.empty((m, n), d), np.empty((m, n), d)
                     found["set_threads"](1)
                     found["python_gemm"][d](x, y, ta, tb, whole, 0)
-                    found["set_threads"](most)
+                    found["set_threads"](threads or most)
                     split_gemm(x, y, ta, tb, halves, kb)
                     if not np.array_equal(whole, halves):
                         return False

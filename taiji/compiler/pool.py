@@ -468,7 +468,7 @@ _gemms: dict = {}
 def gemm(dtype) -> Callable | None:
     """The pool's product for ``dtype`` (``gemm_function``), or None where the pool is off,
     OpenBLAS does not halve products (``blas.splits``: two threads, its batch call), or its
-    halves failed ``_probe`` (built and probed once, on first use)."""
+    halves failed ``blas._probe_split`` (built and probed once, on first use)."""
     d = np.dtype(dtype)
     with _lock:
         if d not in _gemms:
@@ -483,27 +483,6 @@ def _make_gemm(d: np.dtype) -> Callable | None:
         return None
     fn = lib["gemm"][d]
     out = gemm_function(fn, d, blas.numba_gemm(fn, d, lib["batch"][d]))
-    return out if _probe(lib, d, out) else None
-
-
-def _probe(lib: dict, d: np.dtype, pooled: Callable) -> bool:
-    """Products in the pool's halves equal whole one-thread products bit for bit (the
-    shapes and layouts of ``blas._probe_split``, on one OpenBLAS thread as pool programs
-    run)."""
-    kb, most = lib["kblock"][d], lib["get_threads"]()
-    noise = np.random.default_rng(2).standard_normal(400 * kb * 2).astype(d)
-    try:
-        lib["set_threads"](1)
-        for m, n, k in ((130, 96, kb), (64, 250, 2 * kb - 37), (200, 120, kb // 2 + 5)):
-            for ta in (0, 1):
-                for tb in (0, 1):
-                    x = noise[:m * k].reshape((k, m) if ta else (m, k))
-                    y = noise[-n * k:].reshape((n, k) if tb else (k, n))
-                    whole, halves = np.empty((m, n), d), np.empty((m, n), d)
-                    lib["python_gemm"][d](x, y, ta, tb, whole, 0)
-                    pooled(x, y, ta, tb, halves, kb)
-                    if not np.array_equal(whole, halves):
-                        return False
-        return True
-    finally:
-        lib["set_threads"](most)
+    # products in the pool's halves (on one OpenBLAS thread, as pool programs run) equal
+    # whole one-thread products bit for bit, as the batch call's halves must
+    return out if blas._probe_split(lib, d, out, threads=1) else None
