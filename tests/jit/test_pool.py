@@ -5,6 +5,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 
 import numpy as np
@@ -203,3 +204,40 @@ def test_a_program_with_a_big_whole_product_keeps_openblas_threads():
     mlp = taiji.jit(lambda x, w: taiji.relu(x @ w.T)).lower(taiji.ones(128, 784),
                                                             taiji.ones(256, 784)).graph
     assert list(native._pool_gemms(mlp)) == [F32]
+
+
+@needs_pool
+def test_pool_programs_stepping_in_several_python_threads_keep_their_bits(kernels):
+    from taiji import nn, optim
+    from _train import ce_step
+
+    def make():
+        taiji.manual_seed(0)
+        model = nn.Sequential(nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 10))
+        return model, taiji.jit(ce_step(model, optim.Adam(model.parameters(), lr=1e-2)))
+    rng = np.random.default_rng(0)
+    xs = rng.standard_normal((12, 128, 784)).astype(np.float32)
+    ys = rng.integers(0, 10, (12, 128))
+    models = [make() for _ in range(3)]
+    losses = [[] for _ in models]
+
+    def run(step, out, lo, hi):
+        for i in range(lo, hi):
+            out.append(step(taiji.tensor(xs[i]), taiji.tensor(ys[i])).item())
+    for (_, step), out in zip(models, losses):
+        run(step, out, 0, 3)
+    fusion.wait_for_kernels(120)  # (native builds: pool programs from here on)
+    threads = [threading.Thread(target=run, args=(step, out, 3, 12))
+               for (_, step), out in zip(models[1:], losses[1:])]
+    for t in threads:
+        t.start()
+    run(models[0][1], losses[0], 3, 12)
+    for t in threads:
+        t.join(timeout=120)
+    assert not any(t.is_alive() for t in threads)
+    assert all(getattr(step.lower(taiji.tensor(xs[0]), taiji.tensor(ys[0]))._c.fn, "pool", False)
+               for _, step in models)
+    assert len(losses[0]) == 12 and all(out == losses[0] for out in losses)
+    for model, _ in models[1:]:
+        for p, q in zip(model.parameters(), models[0][0].parameters()):
+            assert np.array_equal(p.detach().numpy(), q.detach().numpy())
