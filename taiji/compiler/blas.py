@@ -266,6 +266,17 @@ def split_axis(m: int, n: int, k: int, ta: int, tb: int) -> int:
     return 1 if (m // 2) * n * k > SMALL_MNK else 0
 
 
+def half_offsets(axis: int, h: int, ta: int, tb: int, lda: int, ldb: int,
+                 ldc: int) -> tuple:
+    """Where the second half of a product split at ``h`` (``split_axis``) starts in A, B and
+    C, in elements from their starts (row-major, leading dimensions ``lda``/``ldb``/``ldc``):
+    by rows of C (``axis`` 1) the rows of op(A), by its columns the columns of op(B). The
+    batch call's halves and the pool's (taiji/compiler/pool.py) both read it."""
+    if axis == 1:
+        return (h if ta else h * lda), 0, h * ldc
+    return 0, (h * ldb if tb else h), h
+
+
 def product_kb(kblocks: dict | None, dtype) -> int:
     """The ``kb`` a compiled program passes to ``gemm_function`` for a product of ``dtype``
     (its Python tier and native tier alike): the K block where the program may switch
@@ -313,7 +324,7 @@ def gemm_function(fn, dtype, batch=None, jit: Callable | None = None) -> Callabl
 
     if batch is None:
         return jit(gemm)
-    whole, axis_of = jit(gemm), jit(split_axis)
+    whole, axis_of, offsets = jit(gemm), jit(split_axis), jit(half_offsets)
 
     def split_gemm(a, b, ta, tb, c, kb):
         m = a.shape[1] if ta else a.shape[0]
@@ -336,10 +347,9 @@ def gemm_function(fn, dtype, batch=None, jit: Callable | None = None) -> Callabl
         h = (m if axis == 1 else n) // 2
         if axis == 1:  # rows of C: rows of op(a)
             iv[0], iv[1], iv[2], iv[3] = h, m - h, n, n
-            da, db, dc = (h if ta else h * lda), 0, h * ldc
         else:          # columns of C: columns of op(b)
             iv[0], iv[1], iv[2], iv[3] = m, m, h, n - h
-            da, db, dc = 0, (h * ldb if tb else h), h
+        da, db, dc = offsets(axis, h, ta, tb, lda, ldb, ldc)
         iv[4] = iv[5] = k
         iv[6], iv[7], iv[8], iv[9], iv[10], iv[11] = lda, lda, ldb, ldb, ldc, ldc
         iv[12] = a.ctypes.data

@@ -286,7 +286,7 @@ class _Segment:
             kinds.append(("a", o.dtype.np))
         task = pool.kernel_task(self.ns[kname], kinds) if halves else None
         if task is not None:  # rows in two halves, the second on the pool's worker
-            self.ns[f"{kname}_task"] = task[1].task  # (its code lives while the segment does)
+            self.ns[f"{kname}_task"] = task[0]  # (its code lives while the segment does)
             call = "\n".join(task[1](args + outs, r.size // r.last, r.last))
         elif halves:  # (too many arguments for a task: whole, as the rows kernel spells it)
             call = f"    {kname}(0, {r.size // r.last}, {r.last}, {', '.join(args + outs)})"

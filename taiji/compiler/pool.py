@@ -302,10 +302,9 @@ def set_on(on: bool) -> None:
 def _stop() -> None:
     global _thread
     _ctl[STOP] = 1
-    if _thread is not None:
-        _futex_wake()
     t, _thread = _thread, None
     if t is not None:
+        _futex_wake()
         t.join(timeout=1.0)
 
 
@@ -321,11 +320,11 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork)
 
 
-def with_pool(fn: Callable, start_one: bool = False) -> Callable:
+def with_pool(fn: Callable) -> Callable:
     """``fn`` (a native pool program) under a ``blas.ThreadChoice`` between the pool and this
     thread alone; OpenBLAS on one thread throughout (its second would fight the worker)."""
     from taiji.compiler import blas
-    choice = blas.ThreadChoice(start_one)
+    choice = blas.ThreadChoice()
 
     def pooled(*args):
         on = not choice.one
@@ -345,9 +344,9 @@ def _np_name(d) -> str:
     return "np.bool_" if d == np.bool_ else f"np.{d.name}"
 
 
-def kernel_task(kernel, kinds: list) -> tuple[int, Callable] | None:
-    """A loop kernel of ``fusion.kernel_source(..., rows=True)`` as a task: (the address of
-    a cfunc running rows [0, h) or [h, R) of it, ``emit``). ``kinds``: per kernel argument
+def kernel_task(kernel, kinds: list) -> tuple | None:
+    """A loop kernel of ``fusion.kernel_source(..., rows=True)`` as a task: (a cfunc running
+    rows [0, h) or [h, R) of it, which must live while code using its address does, ``emit``). ``kinds``: per kernel argument
     after ``last``, ("a", dtype) for an array, ("s", dtype) for a scalar. ``emit(exprs,
     rows, last)`` gives the native source lines that write the arguments (``exprs``: their
     spellings in the caller) and run both halves. None when the arguments do not fit the
@@ -389,8 +388,7 @@ def kernel_task(kernel, kinds: list) -> tuple[int, Callable] | None:
                 out.append(f"    _pput_f({slot}, {e})")
                 slot += 1
         return out + [f"    _phalves({task.address})", f"    _pkeep({', '.join(arrays)})"]
-    emit.task = task  # (keeps the cfunc alive as long as a program uses its address)
-    return task.address, emit
+    return task, emit
 
 
 def namespace() -> dict:
@@ -411,22 +409,19 @@ def gemm_function(fn, dtype, fallback: Callable) -> Callable:
     f = functions()
     get, put, halves = f["get"], f["put"], f["halves"]
     one, zero, item = dtype.type(1), dtype.type(0), dtype.itemsize
-    axis_of = njit(blas.split_axis)
+    axis_of, offsets = njit(blas.split_axis), njit(blas.half_offsets)
 
     def half(p, which):
         # arguments: ta tb m n k a lda b ldb c ldc axis h
         ta, tb, m, n, k = get(p, 0), get(p, 1), get(p, 2), get(p, 3), get(p, 4)
         a, lda, b, ldb, c, ldc = get(p, 5), get(p, 6), get(p, 7), get(p, 8), get(p, 9), get(p, 10)
         axis, h = get(p, 11), get(p, 12)
-        if axis == 1:  # rows of C: rows of op(a)
-            if which:
-                a += item * (h if ta else h * lda)
-                c += item * h * ldc
+        if which:
+            da, db, dc = offsets(axis, h, ta, tb, lda, ldb, ldc)
+            a, b, c = a + item * da, b + item * db, c + item * dc
+        if axis == 1:  # rows of C
             m = m - h if which else h
-        else:          # columns of C: columns of op(b)
-            if which:
-                b += item * (h * ldb if tb else h)
-                c += item * h
+        else:          # columns of C
             n = n - h if which else h
         fn(101, 112 if ta else 111, 112 if tb else 111, m, n, k, one, a, lda, b, ldb, zero,
            c, ldc)

@@ -74,9 +74,9 @@ def test_a_kernel_task_passes_arrays_and_scalars_of_each_dtype():
         """)
     kernel = fusion._load_kernel(src)
     kinds = [("a", np.float64), ("a", np.bool_), ("s", np.float64), ("a", np.float64)]
-    addr, emit = pool.kernel_task(kernel, kinds)
+    task, emit = pool.kernel_task(kernel, kinds)
     lines = emit(["a", "m", "k", "o"], 40, 1000)
-    assert lines[-2] == f"    _phalves({addr})" and lines[-1] == "    _pkeep(a, m, o)"
+    assert lines[-2] == f"    _phalves({task.address})" and lines[-1] == "    _pkeep(a, m, o)"
     from numba import njit
     ns = {"np": np, **pool.namespace()}
     exec("def seg(a, m, k, o):\n" + "\n".join(lines) + "\n    return o\n", ns)
