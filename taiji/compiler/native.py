@@ -188,6 +188,10 @@ class _Segment:
         self.buffers: list = []  # (name in the segment, array)
         self._bufnames: dict = {}
         self.lines: list[str] = []
+        # {id(output): input name} for outputs computed in place over one of the segment's
+        # own (array) inputs: not returned, the program rebinds the name (numba boxes each
+        # returned array anew, ~0.5 us apiece: an Adam step returns 3 per parameter)
+        self.aliases: dict = {}
 
     def buf(self, v) -> str | None:
         b = self.plan.get(id(v))
@@ -210,9 +214,13 @@ class _Segment:
         for e in self.eqns:
             self.lines.append(self._emit(e))
         args = [self.em.name(v) for v in self.inputs] + [n for n, _ in self.buffers]
-        rets = [self.em.name(v) for v in self.outputs]
+        rets = [self.em.name(v) for v in self.returned()]
         return "\n".join([f"def {fname}({', '.join(args)}):"] + self.lines + [
             f"    return ({', '.join(rets)}{',' if len(rets) == 1 else ''})"])
+
+    def returned(self) -> list:
+        """The outputs the native segment returns (those not in ``aliases``)."""
+        return [v for v in self.outputs if id(v) not in self.aliases]
 
     def _alloc(self, v) -> str:
         b = self.buf(v)
@@ -294,6 +302,10 @@ class _Segment:
             call = f"    {kname}({r.size}, {r.last}, {', '.join(args + outs)})"
         assigns = [f"    {self.em.name(o)} = {n}" for o, n in zip(e.outputs, names)
                    if self.em.name(o) != n]
+        inputs = {self.em.name(v) for v in self.inputs if v.shape != ()}
+        for o, n in zip(e.outputs, names):
+            if n in inputs and self.em.name(o) != n:
+                self.aliases[id(o)] = n
         return "\n".join(lines + [call] + assigns)
 
 
@@ -519,9 +531,14 @@ def _emit_segment(em, seg: _Segment, fname: str, first_seen: dict, errors: list,
     fallback = _python_segment(seg)
     nat, fb = em.const(native, "_n"), em.const(fallback, "_py")
     lhs = ", ".join(em.name(v) for v in seg.outputs) + ","
+    returned = seg.returned()
+    call = f"{nat}({', '.join(call_args)})"
     em.lines += ["    try:",
-                 f"        {lhs} = {nat}({', '.join(call_args)})",
-                 "    except TypeError:  # arguments of other types: the Python code",
+                 f"        {', '.join(em.name(v) for v in returned)}, = {call}" if returned
+                 else f"        {call}"]
+    em.lines += [f"        {em.name(v)} = {seg.aliases[id(v)]}" for v in seg.outputs
+                 if id(v) in seg.aliases]
+    em.lines += ["    except TypeError:  # arguments of other types: the Python code",
                  f"        {lhs} = {fb}({', '.join(call_args[:len(seg.inputs)])})"]
     for v in seg.outputs:
         if v.shape == ():  # numba returns Python numbers: back to NumPy scalars

@@ -36,6 +36,15 @@ def test_training_step_is_bitwise_equal_to_the_python_program(tiers):
     # between them (their last bits are NumPy's own)
     assert len(re.findall(r"= _n\d+\(", src)) == 3
     assert "_np.exp(" in src and "_np.log(" in src
+    # Adam's parameter, m and v updates run in place over the segment's inputs: the segment
+    # does not return them, the program rebinds their names (6 tensors x 3 arrays)
+    call = re.search(r"\n        (.*) = (_n\d+)\((.*)\)\n((?:        t\d+ = t\d+\n)+)"
+                     r"    except TypeError", src)
+    assert call is not None, src
+    returned, args = call.group(1).split(", "), call.group(3).split(", ")
+    rebound = re.findall(r"(t\d+) = (t\d+)", call.group(4))
+    assert len(rebound) == 18
+    assert all(o not in returned and i in args for o, i in rebound)
     assert losses == ref_losses
     for a, b in zip(params, ref_params):
         assert np.array_equal(a, b)
