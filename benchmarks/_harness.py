@@ -139,6 +139,23 @@ def measure(run: Callable, feed: Feed, start: int, seconds: float, min_steps: in
     return n / (time.perf_counter() - t0), i
 
 
+def settle(limit: float = 0.5, window: float = 0.01, busy: float = 0.2) -> float:
+    """Wait until this process's threads stop using the CPU (at most ``limit`` seconds);
+    returns the seconds waited. Frameworks' worker threads spin a while after their last
+    call before they sleep: OpenBLAS's (NumPy, taiji eager) for ~0.1 s, one full core
+    (measured here: ~105 ms; PyTorch's ~10 ms, JAX's none). A contender timed in that
+    time shares a core with the previous one's spinning thread, so every contender
+    starts only once a ``window`` of wall time has used less than ``busy`` of a core."""
+    t0 = time.perf_counter()
+    time.sleep(window)
+    while time.perf_counter() - t0 < limit:
+        c0, w0 = time.process_time(), time.perf_counter()
+        time.sleep(window)
+        if (time.process_time() - c0) < busy * (time.perf_counter() - w0):
+            break
+    return time.perf_counter() - t0
+
+
 def wait_for_taiji_kernels() -> None:
     """taiji compiles fused kernels in a background thread after the first call; compile
     time is excluded from the timed steps for every contender, so wait for them."""
@@ -319,7 +336,7 @@ def run_case(case: Case, selected: Sequence[str], opts: Options, peak: float,
     for r in range(opts.reps):
         shift = r % len(names) if names else 0  # rotate who goes first: drift hits all alike
         for k in names[shift:] + names[:shift]:
-            time.sleep(0.05)  # let the previous contender's worker threads go idle
+            settle()  # the previous contender's worker threads go idle first
             rate, info[k]["pos"] = measure(runs[k], feed, info[k]["pos"], opts.seconds,
                                            opts.min_steps)
             samples[k].append(rate)

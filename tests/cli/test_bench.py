@@ -94,3 +94,34 @@ def test_bench_rejects_an_unknown_contender(tmp_path):
     p = subprocess.run([sys.executable, "-m", "taiji.cli", "bench", "--only", "tensorflow"],
                        capture_output=True, text=True, timeout=60, cwd=tmp_path)
     assert p.returncode == 2 and "unknown contender" in p.stderr
+
+
+
+SETTLE = """
+import sys, threading, time
+sys.path.insert(0, sys.argv[1])
+import _harness
+idle = _harness.settle()
+stop = time.perf_counter() + 0.15
+def spin():
+    while time.perf_counter() < stop:
+        pass
+t = threading.Thread(target=spin)
+t.start()
+waited = _harness.settle(limit=2.0)
+t.join()
+print(idle, waited)
+"""
+
+
+def test_settle_waits_for_a_spinning_thread_and_not_when_idle():
+    """The suite starts each contender once the previous one's worker threads stop spinning
+    (OpenBLAS's spin ~0.1 s after their last call): a thread spinning for 0.15 s holds
+    ``settle`` until it stops; an idle process passes at once. (A fresh process: this one's
+    own threads may be busy.)"""
+    p = subprocess.run([sys.executable, "-c", SETTLE, str(ROOT / "benchmarks")],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stderr
+    idle, waited = map(float, p.stdout.split())
+    assert idle < 0.1, idle  # one or two windows
+    assert 0.12 <= waited < 1.0, waited
