@@ -125,3 +125,25 @@ def test_settle_waits_for_a_spinning_thread_and_not_when_idle():
     idle, waited = map(float, p.stdout.split())
     assert idle < 0.1, idle  # one or two windows
     assert 0.12 <= waited < 1.0, waited
+
+
+def test_step_profile_stamps_the_native_segments():
+    """benchmarks/step_profile.py (a developer's tool): a compiled step's native build with a
+    cycle-counter stamp after each line; its table names the segments' products and the
+    Python between them, with times."""
+    pytest.importorskip("numba")
+    p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "step_profile.py"),
+                        "--case", "mlp/train/b32", "--steps", "5", "--min-us", "0",
+                        "--data-limit", "512"],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0, p.stdout + p.stderr
+    lines = p.stdout.splitlines()
+    assert lines[0].startswith("mlp/train/b32: ") and "steps/s" in lines[0], lines[:3]
+    rows = [ln.split(None, 2) for ln in lines[1:-1]]
+    assert all(float(r[0]) >= 0 and float(r[1]) >= 0 for r in rows), rows
+    what = [r[2] for r in rows]
+    assert any(w.startswith("_seg0: ") and "gemm_float32(" in w for w in what), what
+    assert any(w.startswith("py: ") for w in what), what
+    p = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "step_profile.py"),
+                        "--case", "mlp/infer/b1"], capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "expected a training case" in p.stderr
