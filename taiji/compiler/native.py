@@ -508,12 +508,18 @@ def _emit_segment(em, seg: _Segment, fname: str, first_seen: dict, errors: list,
     from numba import njit
     src = seg.source(fname)
     sig, call_args = [], []
+    written = set(seg.aliases.values())
     for v in seg.inputs:
         n = em.name(v)
         sample = first_seen.get(id(v))
         if v.shape == ():  # 0-d values travel as scalars
             call_args.append(em.names.get(("s", id(v))) or f"{n}[()]")
             sample = None if sample is None else np.asarray(sample)[()]
+        elif sample is None and n not in written:
+            # a value the Python code between segments computed: typed C-contiguous (below),
+            # so passed so. A slice's view is not (the CNN's bias gradient, a column of a
+            # product): its segment, the whole Adam update, took the Python code every step
+            call_args.append(f"_np.ascontiguousarray({n})")
         else:
             call_args.append(n)
         sig.append(_numba_type(v, sample))
