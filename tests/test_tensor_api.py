@@ -434,3 +434,22 @@ def test_unavailable_device_raises_clearly():
         taiji.zeros(2, device="cuda")
     with pytest.raises(RuntimeError, match="CUDA is not available"):
         taiji.tensor([1.0]).to("cuda")
+
+
+def test_relu_on_numpy_reads_a_shared_read_only_zero_buffer():
+    from taiji._prims._util import zeros_view
+    z = zeros_view((3, 4), np.float32)
+    assert z.shape == (3, 4) and z.dtype == np.float32 and not z.any()
+    assert not z.flags.writeable
+    with pytest.raises(ValueError):
+        z[0, 0] = 1.0
+    big = zeros_view((300, 1000), np.float64)  # grows the float64 buffer; float32's stays
+    assert big.shape == (300, 1000) and not big.any()
+    assert np.shares_memory(zeros_view((2,), np.float32), z)
+    # strided, integer and empty inputs, NaN and signed zeros: NumPy's maximum(x, 0)
+    x = np.float32([[np.nan, -0.0, -np.inf, 2.5], [0.0, -1.0, np.inf, 3.0]])
+    for a in (x, x.T, x[:, ::2]):
+        got = taiji.relu(taiji.from_numpy(a)).numpy()
+        assert np.array_equal(got.view(np.uint32), np.maximum(a, np.float32(0)).view(np.uint32))
+    assert taiji.relu(taiji.tensor([-3, 0, 4])).tolist() == [0, 0, 4]
+    assert taiji.relu(taiji.zeros(0, 5)).shape == (0, 5)

@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
+
 from taiji import _dtypes as dt
 from taiji._core.primitive import Primitive, ShapedArray
-from taiji._prims._util import broadcast_shapes, same_dtype, moveaxis_to_front
+from taiji._prims._util import broadcast_shapes, same_dtype, moveaxis_to_front, zeros_view
 
 # ---------------------------------------------------------------- unary
 
@@ -84,7 +86,15 @@ def _erf_impl(xp, x):
 
 
 erf = unary("erf", _erf_impl, lambda x, y: (2.0 / SQRT_PI) * (-(x * x)).exp(), float_only=True)
-relu = unary("relu", lambda xp, x: xp.maximum(x, 0, dtype=x.dtype),
+
+
+def _relu_impl(xp, x):
+    if xp is np:  # (NumPy's vector loop wants two arrays: see zeros_view)
+        return np.maximum(x, zeros_view(x.shape, x.dtype))
+    return xp.maximum(x, 0, dtype=x.dtype)
+
+
+relu = unary("relu", _relu_impl,
              lambda x, y: y.sign())  # the output is >= 0, so its sign is the 0/1 mask
 abs_ = unary("abs", lambda xp, x: xp.abs(x), lambda x, y: x.sign())
 sign = unary("sign", lambda xp, x: xp.sign(x), _zero_deriv)

@@ -13,6 +13,7 @@ from typing import Callable
 import numpy as np
 
 from taiji._core.ir import Graph, Literal
+from taiji._prims._util import zeros_view
 from taiji.compiler import blas
 
 # primitive -> array-module ufunc name (these accept out=)
@@ -113,7 +114,10 @@ def emit_eqn(em: Emitter, e, out_buf: str | None) -> str:
     if p in UFUNCS:
         return f"_np.{UFUNCS[p]}({', '.join(ins)}{outk})"
     if p == "relu":
-        zero = em.const(np.zeros((), e.outputs[0].dtype.np), "_z")
+        o = e.outputs[0]
+        # on the host, zeros of the full shape: NumPy's vector loop (see zeros_view)
+        zero = em.const(np.zeros((), o.dtype.np) if em.device is not None else
+                        zeros_view(tuple(o.shape), o.dtype.np), "_z")
         return f"_np.maximum({ins[0]}, {zero}{outk})"
     if p == "matmul" and em.device is not None:
         em.ns["_dmm"] = em.device.matmul

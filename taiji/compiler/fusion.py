@@ -31,12 +31,15 @@ from taiji.compiler import kernel_cache
 # tier, so results never depend on when a background compile finished.
 SCALAR_OPS = {
     "add": "({0} + {1})", "sub": "({0} - {1})", "mul": "({0} * {1})", "div": "({0} / {1})",
-    "maximum": "np.maximum({0}, {1})", "minimum": "np.minimum({0}, {1})",
+    # NumPy's maximum and minimum: NaN wins, a tie (0.0 and -0.0) gives the second operand
+    # (numba's np.maximum gives the first)
+    "maximum": "({0} if ({0} > {1} or {0} != {0}) else {1})",
+    "minimum": "({0} if ({0} < {1} or {0} != {0}) else {1})",
     "neg": "(-{0})", "sqrt": "np.sqrt({0})", "abs": "np.abs({0})", "sign": "np.sign({0})",
     "floor": "np.floor({0})", "ceil": "np.ceil({0})", "trunc": "np.trunc({0})",
     "eq": "({0} == {1})", "ne": "({0} != {1})", "lt": "({0} < {1})", "le": "({0} <= {1})",
     "gt": "({0} > {1})", "ge": "({0} >= {1})", "select": "({1} if {0} else {2})",
-    "relu": "np.maximum({0}, {z})",
+    "relu": "({0} if ({0} > {z} or {0} != {0}) else {z})",  # NumPy's maximum(x, 0), -0.0 too
 }
 FLOATS = (dt.float32, dt.float64)
 MIN_REGION = 2

@@ -280,3 +280,54 @@ def test_a_strided_view_between_segments_takes_the_native_code(tiers, monkeypatc
     assert losses == ref_losses
     for a, b in zip(params, ref_params):
         assert np.array_equal(a, b)
+
+
+@pytest.mark.filterwarnings("ignore:invalid value:RuntimeWarning")  # (-x * 0.0 at x = inf)
+def test_relu_gives_numpys_bits_in_every_tier(tiers, monkeypatch):
+    # NumPy's maximum(x, 0): NaN stays NaN, -0.0 and -inf give +0.0. numba's np.maximum gave
+    # -0.0 for -0.0 (and ran 9x slower), so native segments and fused kernels spell ReLU as
+    # a select that keeps NumPy's bits
+    vals = np.float32([np.nan, -np.inf, -0.0, 0.0, 1.5, np.inf, -2.0, 3.0])
+    xa = np.tile(vals, (4, 1))
+    w = taiji.tensor(np.eye(8, dtype=np.float32))
+    want_a = np.maximum(xa, np.float32(0))
+    want_b = np.maximum(xa * np.float32(2), np.float32(0))
+    assert np.signbit(want_a).sum() == 0  # (NumPy's own: the +0.0 this test pins)
+
+    def f(x, w):
+        a = taiji.relu(x)        # alone, on an argument: _relu in a native segment
+        b = taiji.relu(x * 2.0)  # fused with its producer: the kernel's select
+        return a, b, a @ w + b @ w, taiji.maximum(x * 2.0, -x * 0.0), \
+            taiji.minimum(x * 2.0, -x * 0.0)
+
+    names = []  # the names the native segments call
+    build = native.build
+
+    def recording_build(*args, **kwargs):
+        fn, src = build(*args, **kwargs)
+        if fn is not None:
+            for name in re.findall(r"= (_n\d+)\(", src):
+                names.extend(fn.__globals__[name].py_func.__code__.co_names)
+        return fn, src
+    monkeypatch.setattr(native, "build", recording_build)
+
+    def run(use_native):
+        monkeypatch.setattr(native, "enabled", use_native)
+        jf = taiji.jit(f)
+        x = taiji.tensor(xa)
+        jf(x, w)
+        jf(x, w)
+        fusion.wait_for_kernels(120)
+        a, b, _, mx, mn = jf(x, w)
+        return [a.numpy(), b.numpy(), mx.numpy(), mn.numpy()], jf.lower(x, w).native_source
+
+    # (fused maximum and minimum: NumPy's ties give the second operand, here -x * 0.0)
+    x2, zs = xa * np.float32(2), -xa * np.float32(0)
+    wants = [want_a, want_b, np.maximum(x2, zs), np.minimum(x2, zs)]
+    eager = [t.numpy() for i, t in enumerate(f(taiji.tensor(xa), w)) if i != 2]
+    python, none = run(use_native=False)
+    native_, src = run(use_native=True)
+    assert none is None and src is not None and "_relu" in names
+    for got in (eager, python, native_):
+        for g, want in zip(got, wants):
+            assert np.array_equal(g.view(np.uint32), want.view(np.uint32))
