@@ -32,10 +32,11 @@ from taiji.compiler import kernel_cache
 SCALAR_OPS = {
     "add": "({0} + {1})", "sub": "({0} - {1})", "mul": "({0} * {1})", "div": "({0} / {1})",
     # NumPy's maximum and minimum: NaN wins, a tie (0.0 and -0.0) gives the second operand
-    # (numba's np.maximum gives the first)
+    # (numba's np.maximum gives the first); NumPy's sign: NaN stays, -0.0 gives 0.0 (numba's
+    # gives -0.0)
     "maximum": "({0} if ({0} > {1} or {0} != {0}) else {1})",
     "minimum": "({0} if ({0} < {1} or {0} != {0}) else {1})",
-    "neg": "(-{0})", "sqrt": "np.sqrt({0})", "abs": "np.abs({0})", "sign": "np.sign({0})",
+    "neg": "(-{0})", "sqrt": "np.sqrt({0})", "abs": "np.abs({0})", "sign": "({0} if {0} != {0} else {one} if {0} > {z} else -{one} if {0} < {z} else {z})",
     "floor": "np.floor({0})", "ceil": "np.ceil({0})", "trunc": "np.trunc({0})",
     "eq": "({0} == {1})", "ne": "({0} != {1})", "lt": "({0} < {1})", "le": "({0} <= {1})",
     "gt": "({0} > {1})", "ge": "({0} >= {1})", "select": "({1} if {0} else {2})",

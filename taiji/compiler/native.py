@@ -44,13 +44,17 @@ BUILD_AFTER = float(os.environ.get("TAIJI_NATIVE_AFTER", "30"))
 _waiting: "weakref.WeakSet" = weakref.WeakSet()  # programs whose build is not asked for yet
 
 # primitives whose NumPy result a numba ufunc call reproduces bit for bit (IEEE 754 rounds
-# each correctly): the transcendental ones (exp, log, tanh, array pow) are not among them
-EXACT_UFUNCS = {"add", "sub", "mul", "div", "maximum", "minimum", "neg", "abs", "sqrt",
-                "sign", "floor", "ceil", "trunc", "eq", "ne", "lt", "le", "gt", "ge",
+# each correctly): the transcendental ones (exp, log, tanh, array pow) are not among them,
+# nor maximum, minimum and sign, whose signed zeros differ (NumPy's maximum(-0.0, 0.0) is
+# 0.0, the second operand, numba's -0.0; NumPy's sign(-0.0) is 0.0, numba's -0.0)
+EXACT_UFUNCS = {"add", "sub", "mul", "div", "neg", "abs", "sqrt",
+                "floor", "ceil", "trunc", "eq", "ne", "lt", "le", "gt", "ge",
                 "isnan", "isinf", "isfinite"}
 # 0-d arithmetic on NumPy scalars (what the Python tier runs) and on numba scalars agrees
-# bit for bit for these, pow included (both call the C library's powf/pow)
+# bit for bit for these, pow included (both call the C library's powf/pow); maximum and
+# minimum are spelled as NumPy's selects (_SCALAR_SELECTS)
 SCALAR_OK = set(codegen.SCALAR_BINOPS) | {"neg", "sqrt", "abs", "maximum", "minimum"}
+_SCALAR_SELECTS = {"maximum": ">", "minimum": "<"}
 C_VIEWS = {"reshape"}  # views that keep a contiguous array contiguous
 NATIVE_DTYPES = {dt.float32, dt.float64, dt.int32, dt.int64, dt.bool_}
 
@@ -254,6 +258,10 @@ class _Segment:
                 return f"    {out} = {ins[0]} {codegen.SCALAR_BINOPS[p]} {ins[1]}"
             if p == "neg":
                 return f"    {out} = -{ins[0]}"
+            if p in _SCALAR_SELECTS:  # NumPy's: NaN wins, a tie gives the second operand
+                a, b = ins
+                return (f"    {out} = {a} if ({a} {_SCALAR_SELECTS[p]} {b} or {a} != {a}) "
+                        f"else {b}")
             return f"    {out} = np.{codegen.UFUNCS[p]}({', '.join(ins)})"
         if p == "relu":  # (numba's np.maximum: 9x slower, and -0.0 for -0.0, NumPy's 0.0)
             return f"    {out} = _relu({ins[0]}, {self._alloc(o)})"

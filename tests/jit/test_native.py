@@ -331,3 +331,51 @@ def test_relu_gives_numpys_bits_in_every_tier(tiers, monkeypatch):
     for got in (eager, python, native_):
         for g, want in zip(got, wants):
             assert np.array_equal(g.view(np.uint32), want.view(np.uint32))
+
+
+def test_maximum_minimum_and_sign_give_numpys_signed_zeros_in_every_tier(tiers, monkeypatch):
+    # NumPy's maximum(-0.0, 0.0) is 0.0 (a tie gives the second operand) and its sign(-0.0)
+    # is 0.0; numba's np.maximum and np.sign give -0.0. Arrays of these stay Python, 0-d
+    # ones and fused ones are spelled as NumPy's selects
+    sources = []
+    source = native._Segment.source
+
+    def recording_source(self, fname):
+        sources.append(source(self, fname))
+        return sources[-1]
+    monkeypatch.setattr(native._Segment, "source", recording_source)
+    xa = np.tile(np.float32([-0.0, 0.0, np.nan, -1.0, 2.0, 0.0, -0.0, 3.0]), (4, 1))
+    ya = np.tile(np.float32([0.0, -0.0, 1.0, np.nan, 2.0, 0.0, -0.0, -3.0]), (4, 1))
+    w = taiji.tensor(np.eye(8, dtype=np.float32))
+    s = taiji.tensor(np.float32(-0.0))
+
+    def f(x, y, s, w):
+        m = taiji.maximum(s, -s)       # 0-d, in a native segment: maximum(-0.0, 0.0)
+        n = taiji.minimum(-s, s)       # minimum(0.0, -0.0)
+        h = (x @ w) * m + (y @ w) * n
+        return (m, n, taiji.maximum(x, y), taiji.minimum(x, y), taiji.sign(x),
+                taiji.sign(x * 1.0), h)  # (the last sign is fused with its producer)
+
+    wants = [np.maximum(np.float32(-0.0), np.float32(0.0)),
+             np.minimum(np.float32(0.0), np.float32(-0.0)),
+             np.maximum(xa, ya), np.minimum(xa, ya), np.sign(xa), np.sign(xa)]
+    assert np.signbit(wants[0]) == 0 and np.signbit(wants[1]) == 1  # (NumPy's own)
+
+    def run(use_native):
+        monkeypatch.setattr(native, "enabled", use_native)
+        jf = taiji.jit(f)
+        args = (taiji.tensor(xa), taiji.tensor(ya), s, w)
+        jf(*args)
+        jf(*args)
+        fusion.wait_for_kernels(120)
+        return [t.numpy() for t in jf(*args)[:6]], jf.lower(*args).native_source
+
+    eager = [t.numpy() for t in f(taiji.tensor(xa), taiji.tensor(ya), s, w)[:6]]
+    python, none = run(use_native=False)
+    native_, src = run(use_native=True)
+    assert none is None and src is not None
+    assert any(" if (" in seg for seg in sources)  # the 0-d selects ran natively
+    for got in (eager, python, native_):
+        for g, want in zip(got, wants):
+            assert np.array_equal(np.asarray(g, np.float32).view(np.uint32),
+                                  np.asarray(want, np.float32).view(np.uint32))
