@@ -36,7 +36,8 @@ SCALAR_OPS = {
     # gives -0.0)
     "maximum": "({0} if ({0} > {1} or {0} != {0}) else {1})",
     "minimum": "({0} if ({0} < {1} or {0} != {0}) else {1})",
-    "neg": "(-{0})", "sqrt": "np.sqrt({0})", "abs": "np.abs({0})", "sign": "({0} if {0} != {0} else {one} if {0} > {z} else -{one} if {0} < {z} else {z})",
+    "neg": "(-{0})", "sqrt": "np.sqrt({0})", "abs": "np.abs({0})",
+    "sign": "({0} if {0} != {0} else {one} if {0} > {z} else -{one} if {0} < {z} else {z})",
     "floor": "np.floor({0})", "ceil": "np.ceil({0})", "trunc": "np.trunc({0})",
     "eq": "({0} == {1})", "ne": "({0} != {1})", "lt": "({0} < {1})", "le": "({0} <= {1})",
     "gt": "({0} > {1})", "ge": "({0} >= {1})", "select": "({1} if {0} else {2})",
