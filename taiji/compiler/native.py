@@ -29,7 +29,7 @@ import numpy as np
 
 from taiji import _background, _dtypes as dt
 from taiji._core.ir import Graph, Literal, Var
-from taiji.compiler import blas, codegen, layout, native_xent, pool
+from taiji.compiler import blas, codegen, fusion, layout, native_xent, pool
 from taiji.compiler.passes import inplace_target
 
 enabled = os.environ.get("TAIJI_NATIVE", "1") != "0"
@@ -52,9 +52,9 @@ EXACT_UFUNCS = {"add", "sub", "mul", "div", "neg", "abs", "sqrt",
                 "isnan", "isinf", "isfinite"}
 # 0-d arithmetic on NumPy scalars (what the Python tier runs) and on numba scalars agrees
 # bit for bit for these, pow included (both call the C library's powf/pow); maximum and
-# minimum are spelled as NumPy's selects (_SCALAR_SELECTS)
+# minimum are spelled as the fused kernels spell them (NumPy's selects, fusion.SCALAR_OPS)
 SCALAR_OK = set(codegen.SCALAR_BINOPS) | {"neg", "sqrt", "abs", "maximum", "minimum"}
-_SCALAR_SELECTS = {"maximum": ">", "minimum": "<"}
+_SCALAR_SELECTS = ("maximum", "minimum")
 C_VIEWS = {"reshape"}  # views that keep a contiguous array contiguous
 NATIVE_DTYPES = {dt.float32, dt.float64, dt.int32, dt.int64, dt.bool_}
 
@@ -259,9 +259,7 @@ class _Segment:
             if p == "neg":
                 return f"    {out} = -{ins[0]}"
             if p in _SCALAR_SELECTS:  # NumPy's: NaN wins, a tie gives the second operand
-                a, b = ins
-                return (f"    {out} = {a} if ({a} {_SCALAR_SELECTS[p]} {b} or {a} != {a}) "
-                        f"else {b}")
+                return f"    {out} = {fusion.SCALAR_OPS[p].format(*ins)}"
             return f"    {out} = np.{codegen.UFUNCS[p]}({', '.join(ins)})"
         if p == "relu":  # (numba's np.maximum: 9x slower, and -0.0 for -0.0, NumPy's 0.0)
             return f"    {out} = _relu({ins[0]}, {self._alloc(o)})"
