@@ -22,7 +22,7 @@ import numpy as np
 from taiji._core.ir import Eqn, Graph, Var
 from taiji._core.primitive import ShapedArray
 
-ELEMENTWISE_EXTRA = {"relu"}
+ELEMENTWISE_EXTRA = {"relu", "select"}
 
 
 def transposed(a) -> bool:

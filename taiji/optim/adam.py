@@ -5,7 +5,7 @@ from typing import Iterable
 
 from taiji import _ops as O
 from taiji import _dtypes as dt
-from taiji.optim.optimizer import Optimizer, _sqrt
+from taiji.optim.optimizer import Optimizer, _sqrt, flush_subnormals_
 
 
 def _check_betas(lr, betas, eps, weight_decay):
@@ -67,9 +67,9 @@ class Adam(Optimizer):
                     g = g + p * wd
             m, v = st["exp_avg"], st["exp_avg_sq"]
             m.mul_(b1)
-            m.add_(g * (1.0 - b1))
+            flush_subnormals_(m.add_(g * (1.0 - b1)))
             v.mul_(b2)
-            v.add_(g * g * (1.0 - b2))
+            flush_subnormals_(v.add_(g * g * (1.0 - b2)))
             bc1 = 1.0 - b1 ** s
             bc2_sqrt = _sqrt(1.0 - b2 ** s)
             if group["amsgrad"]:
@@ -129,7 +129,7 @@ class Adamax(Optimizer):
                 g = g + p * wd
             m, u = st["exp_avg"], st["exp_inf"]
             m.mul_(b1)
-            m.add_(g * (1.0 - b1))
+            flush_subnormals_(m.add_(g * (1.0 - b1)))
             u.copy_(O.maximum(u * b2, O.abs(g) + eps))
             upd = m / u
             upd.mul_(lr / (1.0 - b1 ** s))
@@ -184,9 +184,9 @@ class NAdam(Optimizer):
             mp = self._step_value(mu_prod)
             m, v = st["exp_avg"], st["exp_avg_sq"]
             m.mul_(b1)
-            m.add_(g * (1.0 - b1))
+            flush_subnormals_(m.add_(g * (1.0 - b1)))
             v.mul_(b2)
-            v.add_(g * g * (1.0 - b2))
+            flush_subnormals_(v.add_(g * g * (1.0 - b2)))
             denom = (v / bc2).sqrt()
             denom.add_(eps)
             mp_next = mp * mu_next

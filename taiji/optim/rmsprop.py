@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from taiji import _ops as O
-from taiji.optim.optimizer import Optimizer
+from taiji.optim.optimizer import Optimizer, flush_subnormals, flush_subnormals_
 
 
 def _check(**kw):
@@ -47,19 +47,21 @@ class RMSprop(Optimizer):
                 g = g + p * wd
             sq = st["square_avg"]
             sq.mul_(alpha)
-            sq.add_(g * g * (1.0 - alpha))
+            flush_subnormals_(sq.add_(g * g * (1.0 - alpha)))
             if group["centered"]:
                 ga = st["grad_avg"]
                 ga.mul_(alpha)
-                ga.add_(g * (1.0 - alpha))
-                avg = (sq - ga * ga).sqrt()
+                flush_subnormals_(ga.add_(g * (1.0 - alpha)))
+                # (the square flushed like ``sq``: a flushed ``sq`` less a subnormal square
+                # would be negative, and its root NaN)
+                avg = (sq - flush_subnormals(ga * ga)).sqrt()
             else:
                 avg = sq.sqrt()
             avg.add_(eps)
             if group["momentum"] > 0:
                 buf = st["momentum_buffer"]
                 buf.mul_(mom)
-                buf.add_(g / avg)
+                flush_subnormals_(buf.add_(g / avg))
                 p.sub_(buf * lr)
             else:
                 p.sub_(g / avg * lr)
@@ -137,13 +139,13 @@ class Adadelta(Optimizer):
                 g = g + p * wd
             sq, acc = st["square_avg"], st["acc_delta"]
             sq.mul_(rho)
-            sq.add_(g * g * (1.0 - rho))
+            flush_subnormals_(sq.add_(g * g * (1.0 - rho)))
             std = (sq + eps).sqrt()
             delta = (acc + eps).sqrt()
             delta.div_(std)
             delta.mul_(g)
             acc.mul_(rho)
-            acc.add_(delta * delta * (1.0 - rho))
+            flush_subnormals_(acc.add_(delta * delta * (1.0 - rho)))
             p.sub_(delta * lr)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from taiji.compiler.trace import current_trace
-from taiji.optim.optimizer import Optimizer, required
+from taiji.optim.optimizer import Optimizer, flush_subnormals_, required
 
 
 class SGD(Optimizer):
@@ -65,5 +65,6 @@ class SGD(Optimizer):
                         first.fill_(1.0)
                     else:
                         buf.add_(d * (1.0 - damp))
+                    flush_subnormals_(buf)
                 d = d + buf * mom if group["nesterov"] else buf
             p.sub_(d * lr)
