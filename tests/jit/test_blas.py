@@ -108,6 +108,41 @@ def test_split_products_are_one_thread_products_bit_for_bit():
     assert any(blas.splits(F32, m, n, k, 0, 1, kb) for m, n, k in shapes)
 
 
+def test_swaps_only_short_wide_a_bt_products_over_a_long_k():
+    assert blas.swaps(64, 289, 12544, 0, 1)       # the CNN's conv2 weight gradient
+    assert blas.swaps(64, 512, 3136, 0, 1)        # its fully connected forward
+    assert not blas.swaps(64, 256, 784, 0, 1)     # the MLP's: K too short
+    assert not blas.swaps(128, 512, 3136, 0, 1)   # taller
+    assert not blas.swaps(64, 200, 3136, 0, 1)    # not 4x as wide
+    assert not blas.swaps(32, 10, 50176, 0, 1)    # (the conv1 weight gradient: narrow)
+    assert not any(blas.swaps(64, 512, 3136, ta, tb) for ta, tb in ((0, 0), (1, 0), (1, 1)))
+
+
+@needs_split
+@pytest.mark.skipif(not fusion._numba_available(), reason="needs numba")
+def test_a_swapped_product_has_the_bits_of_the_unswapped_halves():
+    # kb -1 (a program that keeps OpenBLAS's threads) swaps; the same halves unswapped, on
+    # one thread or two, and the native tier's product give the same bits
+    rng = np.random.default_rng(5)
+    m, n, k = 48, 200, 2304
+    assert blas.swaps(m, n, k, 0, 1)
+    a = rng.standard_normal((m, k)).astype(F32)
+    b = rng.standard_normal((n, k)).astype(F32)
+    got = blas.matmul(a, b, 0, 1, -1)
+    assert got.shape == (m, n) and got.flags.c_contiguous
+    np.testing.assert_allclose(got, _ref(a, b, 0, 1), rtol=1e-4, atol=1e-3)
+    whole = blas.gemm_function(LIB["gemm"][F32], F32)
+    most = LIB["get_threads"]()
+    try:
+        LIB["set_threads"](1)
+        one = whole(a, b, 0, 1, np.empty((m, n), F32), 0)
+    finally:
+        LIB["set_threads"](most)
+    assert np.array_equal(got, one)
+    native = blas.numba_gemm(LIB["gemm"][F32], F32, LIB["batch"][F32])
+    assert np.array_equal(native(a, b, 0, 1, np.empty((m, n), F32), -1), got)
+
+
 def test_halving_is_off_when_asked_or_when_halves_differ_from_whole_products(monkeypatch):
     # more threads than the two it was measured on: OpenBLAS spreads products itself
     assert blas._find_batch(None, {"get_threads": lambda: 4}) == {}
