@@ -228,6 +228,19 @@ def rss_mib() -> float:
     return kib / 1024 if kib is not None else peak_rss_mib()
 
 
+def cpu_model() -> str:
+    """The CPU's model name (Linux: /proc/cpuinfo; else the platform's processor string):
+    ratios move with the machine class (a Xeon's subnormal assists, an EPYC's GEMM peak)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def machine_info() -> dict:
     """Versions and threads, read without importing the peers."""
     from importlib import metadata
@@ -238,7 +251,7 @@ def machine_info() -> dict:
         except metadata.PackageNotFoundError:
             return None
     info = {"date": time.strftime("%Y-%m-%d %H:%M:%S %Z"), "python": platform.python_version(),
-            "platform": platform.platform(), "cpus": os.cpu_count(),
+            "platform": platform.platform(), "cpus": os.cpu_count(), "cpu": cpu_model(),
             "numpy": np.__version__, "taiji": version("taiji"), "torch": version("torch"),
             "jax": version("jax"), "numba": version("numba")}
     try:

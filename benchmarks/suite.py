@@ -94,7 +94,8 @@ def main(argv: Sequence[str] | None = None, prog: str = "suite.py") -> int:
                if name in selected and info.get(dist) is None]
     print(f"taiji bench: python {info['python']}, numpy {info['numpy']}, "
           f"taiji {info['taiji']}, torch {info['torch'] or '-'}, jax {info['jax'] or '-'}; "
-          f"{info['cpus']} CPUs" + (f"; BLAS {info['blas']}" if info.get("blas") else ""))
+          f"{info['cpus']} CPUs ({info['cpu']})" +
+          (f"; BLAS {info['blas']}" if info.get("blas") else ""))
     if missing:
         print(f"note: peers not installed, skipped: {', '.join(missing)} "
               f"({H.INSTALL_HINT} installs them)")

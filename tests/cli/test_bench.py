@@ -56,6 +56,9 @@ def test_bench_quick_taiji_and_numpy(tmp_path, no_peers):
     data = json.loads(out.read_text())
     assert set(data) >= {"meta", "roofline", "results", "targets", "summary_markdown"}
     assert data["meta"]["quick"] is True
+    # the machine class is on record: ratios move with it
+    assert isinstance(data["meta"]["cpu"], str) and data["meta"]["cpu"]
+    assert f"CPUs ({data['meta']['cpu']})" in p.stdout
     assert _positive(data["roofline"]["gflops"])
     [res] = data["results"]
     assert res["name"] == "mlp/train/b64" and res["kind"] == "train" and res["batch"] == 64
