@@ -5,7 +5,7 @@ from typing import Iterable
 
 from taiji import _ops as O
 from taiji import _dtypes as dt
-from taiji.optim.optimizer import Optimizer, _sqrt, flush_subnormals_
+from taiji.optim.optimizer import Optimizer, _sqrt, decay_add_
 
 
 def _check_betas(lr, betas, eps, weight_decay):
@@ -66,10 +66,8 @@ class Adam(Optimizer):
                 else:
                     g = g + p * wd
             m, v = st["exp_avg"], st["exp_avg_sq"]
-            m.mul_(b1)
-            flush_subnormals_(m.add_(g * (1.0 - b1)))
-            v.mul_(b2)
-            flush_subnormals_(v.add_(g * g * (1.0 - b2)))
+            decay_add_(m, b1, g * (1.0 - b1))
+            decay_add_(v, b2, g * g * (1.0 - b2))
             bc1 = 1.0 - b1 ** s
             bc2_sqrt = _sqrt(1.0 - b2 ** s)
             if group["amsgrad"]:
@@ -128,8 +126,7 @@ class Adamax(Optimizer):
             if group["weight_decay"] != 0:
                 g = g + p * wd
             m, u = st["exp_avg"], st["exp_inf"]
-            m.mul_(b1)
-            flush_subnormals_(m.add_(g * (1.0 - b1)))
+            decay_add_(m, b1, g * (1.0 - b1))
             u.copy_(O.maximum(u * b2, O.abs(g) + eps))
             upd = m / u
             upd.mul_(lr / (1.0 - b1 ** s))
@@ -183,10 +180,8 @@ class NAdam(Optimizer):
             mu_prod.mul_(mu)
             mp = self._step_value(mu_prod)
             m, v = st["exp_avg"], st["exp_avg_sq"]
-            m.mul_(b1)
-            flush_subnormals_(m.add_(g * (1.0 - b1)))
-            v.mul_(b2)
-            flush_subnormals_(v.add_(g * g * (1.0 - b2)))
+            decay_add_(m, b1, g * (1.0 - b1))
+            decay_add_(v, b2, g * g * (1.0 - b2))
             denom = (v / bc2).sqrt()
             denom.add_(eps)
             mp_next = mp * mu_next

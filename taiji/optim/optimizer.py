@@ -315,7 +315,15 @@ class Optimizer:
 
 
 #: smallest normal number of each dtype whose state buffers flush subnormals
-_TINY = {dt.float32: float(np.finfo(np.float32).tiny), dt.float64: float(np.finfo(np.float64).tiny)}
+_TINY = {d: float(np.finfo(d.np).tiny) for d in (dt.float32, dt.float64)}
+
+
+def decay_add_(buf: Tensor, beta, x) -> Tensor:
+    """``buf = beta * buf + x`` in place, then its subnormals flushed (``flush_subnormals_``):
+    the update of every running average an optimizer keeps (Adam's moments, momentum
+    buffers, RMSprop's and Adadelta's averages), so none can decay into subnormals."""
+    buf.mul_(beta)
+    return flush_subnormals_(buf.add_(x))
 
 
 def flush_subnormals_(t: Tensor) -> Tensor:
@@ -331,8 +339,9 @@ def flush_subnormals_(t: Tensor) -> Tensor:
     flush-to-zero, so JAX does not slow). Flushing the stored buffer is an explicit
     elementwise op, so eager, jit and every kernel tier compute the same bits. Values below
     1.2e-38 (float32) move an update by less than ``lr * 1e-30``: parameters match PyTorch's."""
-    if t.dtype in _TINY:
-        t.copy_(flush_subnormals(t))
+    flushed = flush_subnormals(t)
+    if flushed is not t:
+        t.copy_(flushed)
     return t
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from taiji import _ops as O
-from taiji.optim.optimizer import Optimizer, flush_subnormals, flush_subnormals_
+from taiji.optim.optimizer import Optimizer, decay_add_, flush_subnormals
 
 
 def _check(**kw):
@@ -46,12 +46,10 @@ class RMSprop(Optimizer):
             if group["weight_decay"] != 0:
                 g = g + p * wd
             sq = st["square_avg"]
-            sq.mul_(alpha)
-            flush_subnormals_(sq.add_(g * g * (1.0 - alpha)))
+            decay_add_(sq, alpha, g * g * (1.0 - alpha))
             if group["centered"]:
                 ga = st["grad_avg"]
-                ga.mul_(alpha)
-                flush_subnormals_(ga.add_(g * (1.0 - alpha)))
+                decay_add_(ga, alpha, g * (1.0 - alpha))
                 # (the square flushed like ``sq``: a flushed ``sq`` less a subnormal square
                 # would be negative, and its root NaN)
                 avg = (sq - flush_subnormals(ga * ga)).sqrt()
@@ -60,8 +58,7 @@ class RMSprop(Optimizer):
             avg.add_(eps)
             if group["momentum"] > 0:
                 buf = st["momentum_buffer"]
-                buf.mul_(mom)
-                flush_subnormals_(buf.add_(g / avg))
+                decay_add_(buf, mom, g / avg)
                 p.sub_(buf * lr)
             else:
                 p.sub_(g / avg * lr)
@@ -138,14 +135,12 @@ class Adadelta(Optimizer):
             if group["weight_decay"] != 0:
                 g = g + p * wd
             sq, acc = st["square_avg"], st["acc_delta"]
-            sq.mul_(rho)
-            flush_subnormals_(sq.add_(g * g * (1.0 - rho)))
+            decay_add_(sq, rho, g * g * (1.0 - rho))
             std = (sq + eps).sqrt()
             delta = (acc + eps).sqrt()
             delta.div_(std)
             delta.mul_(g)
-            acc.mul_(rho)
-            flush_subnormals_(acc.add_(delta * delta * (1.0 - rho)))
+            decay_add_(acc, rho, delta * delta * (1.0 - rho))
             p.sub_(delta * lr)
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 from typing import Iterable
 
 from taiji.compiler.trace import current_trace
-from taiji.optim.optimizer import Optimizer, flush_subnormals_, required
+from taiji.optim.optimizer import Optimizer, decay_add_, required
 
 
 class SGD(Optimizer):
@@ -57,14 +57,12 @@ class SGD(Optimizer):
                                 first = st["momentum_initialized"] = tensor(0.0)
                     elif group["dampening"] != 0 and "momentum_initialized" in st:
                         first = st["momentum_initialized"]
-                    buf.mul_(mom)
                     if group["dampening"] == 0:
-                        buf.add_(d)
+                        decay_add_(buf, mom, d)
                     elif first is not None:  # no dampening on the very first step
-                        buf.add_(d * (1.0 - damp * first))
+                        decay_add_(buf, mom, d * (1.0 - damp * first))
                         first.fill_(1.0)
                     else:
-                        buf.add_(d * (1.0 - damp))
-                    flush_subnormals_(buf)
+                        decay_add_(buf, mom, d * (1.0 - damp))
                 d = d + buf * mom if group["nesterov"] else buf
             p.sub_(d * lr)
