@@ -42,9 +42,14 @@ class Kernel:
     read-only inputs (a broadcast, a frozen buffer) are accepted too.
     """
 
-    def __init__(self, factory: Callable, spec: tuple):
+    def __init__(self, factory: Callable, spec: tuple, planes: int | None = None):
         self.factory = factory
         self.spec = tuple(spec)
+        # the argument whose first two dimensions count independent planes: the factory's
+        # function then takes (lo, hi, *args) and runs planes [lo, hi), and a call runs in
+        # two halves, the second on the pool's worker while a pool program runs
+        # (taiji/compiler/pool.py); None: a plain function of ``args``
+        self.planes = planes
         self._compiled: dict = {}  # (np.dtype, consts) -> dispatcher, _PENDING or _FAILED
 
     def get(self, dtype, *consts) -> Callable | None:
@@ -80,13 +85,31 @@ class Kernel:
             else:
                 args.append(types.Array(t, int(s[1:]), "C" if s[0] in "rw" else "A",
                                         readonly=s[0] in "rs"))
-        disp = numba.njit(types.void(*args), error_model="numpy", fastmath=False,
-                          nogil=True)(self.factory(*consts))
+        if self.planes is not None and not any(s[0] in "sx" for s in self.spec):
+            from taiji.compiler import pool
+            disp = pool.plane_kernel(self.factory(*consts), args, self.planes)
+        else:
+            fn = self.factory(*consts)
+            if self.planes is not None:  # (strided arrays: whole, here)
+                fn = _whole(fn, self.planes, len(args))
+            disp = numba.njit(types.void(*args), error_model="numpy", fastmath=False,
+                              nogil=True)(fn)
         disp.disable_compile()  # never compile in the caller's thread
         self._compiled[key] = disp
 
     def __repr__(self) -> str:
         return f"<taiji kernel {self.factory.__name__}>"
+
+
+def _whole(fn: Callable, planes: int, nargs: int) -> Callable:
+    """A plane kernel ``fn(lo, hi, *args)`` as a function of its ``nargs`` arguments over
+    every plane."""
+    import numba
+    names = ", ".join(f"a{i}" for i in range(nargs))
+    ns = {"inner": numba.njit(error_model="numpy")(fn)}
+    exec(f"def whole({names}):\n"  # noqa: S102 - our source
+         f"    inner(0, a{planes}.shape[0] * a{planes}.shape[1], {names})", ns)
+    return ns["whole"]
 
 
 # ---------------------------------------------------------------- background compilation

@@ -65,10 +65,10 @@ def _im2col_factory(kh, kw, sh, sw, dh, dw, ph, pw, hh, ww, oh_n, ow_n, bi):
     direct = ph == 0 and pw == 0 and hp_n <= hh and wp_n <= ww
     wc = max(min(ww, wp_n - pw), 0)  # input columns that land inside the padded extent
 
-    def im2col(x, out, value):
+    def im2col(lo, hi, x, out, value):
         buf = np.empty((hp_n, wp_n), x.dtype)
         nn, cc = x.shape[0], x.shape[1]
-        for p in range(nn * cc):  # (n, c) planes in the columns' order: streamed writes
+        for p in range(lo, hi):  # (n, c) planes in the columns' order: streamed writes
             n = p % nn if bi else p // cc
             c = p // nn if bi else p % cc
             if direct:
@@ -103,10 +103,10 @@ def _col2im_factory(kh, kw, sh, sw, dh, dw, ph, pw, hh, ww, oh_n, ow_n, bi):
     hp_n = max((oh_n - 1) * sh + (kh - 1) * dh + 1, hh + ph)
     wp_n = max((ow_n - 1) * sw + (kw - 1) * dw + 1, ww + pw)
 
-    def col2im(cols, out):
+    def col2im(lo, hi, cols, out):
         buf = np.empty((hp_n, wp_n), cols.dtype)
         nn, cc = out.shape[0], out.shape[1]
-        for p in range(nn * cc):  # (n, c) planes in the columns' order: streamed reads
+        for p in range(lo, hi):  # (n, c) planes in the columns' order: streamed reads
             n = p % nn if bi else p // cc
             c = p // nn if bi else p % cc
             for hp in range(hp_n):
@@ -127,8 +127,9 @@ def _col2im_factory(kh, kw, sh, sw, dh, dw, ph, pw, hh, ww, oh_n, ow_n, bi):
     return col2im
 
 
-_IM2COL = Kernel(_im2col_factory, ("r4", "w5", "f"))
-_COL2IM = Kernel(_col2im_factory, ("r5", "w4"))
+# (planes: each (n, c) plane is written by one call, so a call runs in two halves of them)
+_IM2COL = Kernel(_im2col_factory, ("r4", "w5", "f"), planes=0)
+_COL2IM = Kernel(_col2im_factory, ("r5", "w4"), planes=1)
 
 
 def _consts(kernel, stride, dilation, pads, spatial, outs, batch_inner):

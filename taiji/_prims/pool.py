@@ -79,51 +79,51 @@ def _pool_factory(kh, kw, oh_n, ow_n, cn):
     # cn: x is passed as its (C, N, H, W) C-contiguous base (the transposed view a
     # convolution's product gives), so x's first two indices are (c, n), and the loops walk
     # memory in order; the output is always (N, C, OH, OW)
-    def pool(x, out):
-        for a in range(x.shape[0]):
-            for b in range(x.shape[1]):
-                n = b if cn else a
-                c = a if cn else b
-                for oh in range(oh_n):
+    def pool(lo, hi, x, out):
+        for ab in range(lo, hi):  # planes: (a, b) flat
+            a, b = ab // x.shape[1], ab % x.shape[1]
+            n = b if cn else a
+            c = a if cn else b
+            for oh in range(oh_n):
+                for ow in range(ow_n):
+                    out[n, c, oh, ow] = x[a, b, oh * kh, ow * kw]
+                for k in range(1, kh * kw):
                     for ow in range(ow_n):
-                        out[n, c, oh, ow] = x[a, b, oh * kh, ow * kw]
-                    for k in range(1, kh * kw):
-                        for ow in range(ow_n):
-                            v = x[a, b, oh * kh + k // kw, ow * kw + k % kw]
-                            m = out[n, c, oh, ow]
-                            out[n, c, oh, ow] = v if (v > m or v != v) else m
+                        v = x[a, b, oh * kh + k // kw, ow * kw + k % kw]
+                        m = out[n, c, oh, ow]
+                        out[n, c, oh, ow] = v if (v > m or v != v) else m
     return pool
 
 
 def _route_factory(kh, kw, oh_n, ow_n, hh, ww, cn):
     # cn as for pool: x and the output (laid out like x) are passed as their (C, N, H, W)
     # bases; the gradient g is (N, C, OH, OW)
-    def route(g, x, out):
-        for a in range(x.shape[0]):
-            for b in range(x.shape[1]):
-                n = b if cn else a
-                c = a if cn else b
-                for oh in range(oh_n):
-                    for ow in range(ow_n):
-                        m = x[a, b, oh * kh, ow * kw]
-                        # selects, not branches (the winner is unpredictable), and a float
-                        # index: LLVM vectorises float selects, not mixed int/float ones
-                        best = np.float32(0)
-                        for k in range(1, kh * kw):
-                            v = x[a, b, oh * kh + k // kw, ow * kw + k % kw]
-                            take = (v > m) | (v != v)
-                            m = v if take else m
-                            best = np.float32(k) if take else best
-                        gv = g[n, c, oh, ow]
-                        for k in range(kh * kw):
-                            out[a, b, oh * kh + k // kw, ow * kw + k % kw] = \
-                                gv if best == np.float32(k) else 0
-                    for r in range(kh):  # columns beyond the last window
-                        for w in range(ow_n * kw, ww):
-                            out[a, b, oh * kh + r, w] = 0
-                for h in range(oh_n * kh, hh):  # rows beyond the last window
-                    for w in range(ww):
-                        out[a, b, h, w] = 0
+    def route(lo, hi, g, x, out):
+        for ab in range(lo, hi):  # planes: (a, b) flat
+            a, b = ab // x.shape[1], ab % x.shape[1]
+            n = b if cn else a
+            c = a if cn else b
+            for oh in range(oh_n):
+                for ow in range(ow_n):
+                    m = x[a, b, oh * kh, ow * kw]
+                    # selects, not branches (the winner is unpredictable), and a float
+                    # index: LLVM vectorises float selects, not mixed int/float ones
+                    best = np.float32(0)
+                    for k in range(1, kh * kw):
+                        v = x[a, b, oh * kh + k // kw, ow * kw + k % kw]
+                        take = (v > m) | (v != v)
+                        m = v if take else m
+                        best = np.float32(k) if take else best
+                    gv = g[n, c, oh, ow]
+                    for k in range(kh * kw):
+                        out[a, b, oh * kh + k // kw, ow * kw + k % kw] = \
+                            gv if best == np.float32(k) else 0
+                for r in range(kh):  # columns beyond the last window
+                    for w in range(ow_n * kw, ww):
+                        out[a, b, oh * kh + r, w] = 0
+            for h in range(oh_n * kh, hh):  # rows beyond the last window
+                for w in range(ww):
+                    out[a, b, h, w] = 0
     return route
 
 
@@ -131,10 +131,10 @@ def _route_factory(kh, kw, oh_n, ow_n, hh, ww, cn):
 # its transpose, as when a convolution's product is pooled in place), which LLVM vectorises,
 # and any strides for other inputs (about 1.4x slower: measured 1.64 against 1.20 ms for the
 # seed CNN's first route)
-_POOL = Kernel(_pool_factory, ("r4", "w4"))
-_ROUTE = Kernel(_route_factory, ("r4", "r4", "w4"))
-_POOL_STRIDED = Kernel(_pool_factory, ("s4", "w4"))
-_ROUTE_STRIDED = Kernel(_route_factory, ("r4", "s4", "x4"))
+_POOL = Kernel(_pool_factory, ("r4", "w4"), planes=0)
+_ROUTE = Kernel(_route_factory, ("r4", "r4", "w4"), planes=1)
+_POOL_STRIDED = Kernel(_pool_factory, ("s4", "w4"), planes=0)
+_ROUTE_STRIDED = Kernel(_route_factory, ("r4", "s4", "x4"), planes=1)
 
 
 def _layout(x):

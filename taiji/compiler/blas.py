@@ -14,10 +14,11 @@ switch computes each product with K above its dtype's K block as consecutive cal
 blocks of at most that size, accumulating into the result (the second call on adds to it),
 in the Python tier and the native tier alike. The block is probed once per process: the
 largest of ``KBLOCKS`` whose products agree across thread counts (float32: 448 here; float64:
-none, its two-thread products differ for some shapes at any K). A program whose products
-would need more than ``MAX_BLOCKS`` blocks (the CNN's weight gradients, K = 50176), that has
-a product without a block, or that runs other BLAS calls (``einsum``, loops), keeps whole
-products on OpenBLAS's threads. Eager mode keeps NumPy's ``matmul``.
+none, its two-thread products differ for some shapes at any K). A program with a whole
+product that would need more than ``MAX_BLOCKS`` blocks, a product without a block, or other
+BLAS calls (``einsum``, loops), keeps whole products on OpenBLAS's threads; a product
+computed in halves (below) runs over its whole K on one thread, so its K (the CNN's weight
+gradients: K = 50176) does not count. Eager mode keeps NumPy's ``matmul``.
 
 Such a program (and, with no K blocks, one that keeps OpenBLAS's threads) computes each
 product big enough in two halves instead, one per thread,
@@ -160,7 +161,9 @@ def _probe_split(found: dict, d: np.dtype, split_gemm, threads: int = 0) -> bool
     kb, most = found["kblock"][d], found["get_threads"]()
     noise = np.random.default_rng(2).standard_normal(400 * kb * 2).astype(d)
     try:
-        for m, n, k in ((130, 96, kb), (64, 250, 2 * kb - 37), (200, 120, kb // 2 + 5)):
+        # (the last: a short K, which only the pool halves, ``small_k_axis``)
+        for m, n, k in ((130, 96, kb), (64, 250, 2 * kb - 37), (200, 120, kb // 2 + 5),
+                        (64, 4000, 9)):
             for ta in (0, 1):
                 for tb in (0, 1):
                     x = noise[:m * k].reshape((k, m) if ta else (m, k))
@@ -266,9 +269,21 @@ def split_axis(m: int, n: int, k: int, ta: int, tb: int) -> int:
     return 1 if (m // 2) * n * k > SMALL_MNK else 0
 
 
+def small_k_axis(m: int, n: int, k: int) -> int:
+    """How the pool's halves (taiji/compiler/pool.py: two separate one-thread calls, not
+    OpenBLAS's batch call) split a product that ``split_axis`` keeps whole for its short K
+    (k < 32) but that is too big to run whole on one thread: by its longer side (the CNN's
+    first convolution, 32 x 50176 with K = 10, 2-core Xeon: 450 us in the pool's halves,
+    440 us whole on OpenBLAS's two threads, 910 us whole on one). 0: whole."""
+    if k >= 32 or m * n * k <= 2_000_000 or max(m, n) < 64:
+        return 0
+    return 2 if n >= m else 1
+
+
 def swaps(m: int, n: int, k: int, ta: int, tb: int) -> bool:
-    """Whether ``A @ B.T`` (m x n, inner dimension k) in a program that keeps OpenBLAS's
-    threads is computed as ``(B @ A.T).T``: a short wide result over a long K. OpenBLAS's
+    """Whether ``A @ B.T`` (m x n, inner dimension k) computed in halves (by OpenBLAS's
+    batch call or the pool's) is computed as ``(B @ A.T).T``: a short wide result over a
+    long K. OpenBLAS's
     halves of the transposed product ran 12-17% faster, the transposing copy included
     (2-core Xeon: the CNN's 64 x 289 convolution weight gradient, K = 12544, and its
     64 x 512 fully connected forward, K = 3136); with K = 784 or 128 rows, even or slower."""
@@ -379,7 +394,7 @@ def gemm_function(fn, dtype, batch=None, jit: Callable | None = None) -> Callabl
         m = a.shape[1] if ta else a.shape[0]
         k = a.shape[0] if ta else a.shape[1]
         n = b.shape[0] if tb else b.shape[1]
-        if kb == -1 and swapped(m, n, k, ta, tb):
+        if kb != 0 and swapped(m, n, k, ta, tb):
             # C = (B A^T)^T: the product with its operands swapped, then one transposing
             # copy of the (small) result; each element is the same dot product, the same bits
             ct = np.empty((n, m), c.dtype)
@@ -414,18 +429,25 @@ def kblocks(g) -> dict | None:
             if len(a.shape) != 2 or len(b.shape) != 2 or d not in FLOATS:
                 return None  # stacked, complex or half-precision products: whole NumPy calls
             kb = lib["kblock"][d]
-            k = a.shape[0] if e.params.get("ta") else a.shape[1]
-            if kb == 0 or blocks(k, kb) > MAX_BLOCKS:
+            ta, tb = int(bool(e.params.get("ta"))), int(bool(e.params.get("tb")))
+            m, k = (a.shape[1], a.shape[0]) if ta else a.shape
+            n = b.shape[0] if tb else b.shape[1]
+            if kb == 0:
+                return None
+            # (a product in halves runs over its whole K on one thread either way: its K
+            # blocks are never used, however many)
+            if blocks(k, kb) > MAX_BLOCKS and not splits(d, m, n, k, ta, tb, kb):
                 return None
             products += 1
     return dict(lib["kblock"]) if products else None  # (no products: nothing to choose)
 
 
 def matmul(a: np.ndarray, b: np.ndarray, ta: int, tb: int, kb: int,
-           out: np.ndarray | None = None) -> np.ndarray:
+           out: np.ndarray | None = None, gemms: dict | None = None) -> np.ndarray:
     """``op(a) @ op(b)`` (``op`` transposes when its flag is set) over K blocks of at most
     ``kb``: the Python tier's spelling of a product in a program that may switch threads.
-    The native tier makes the same calls (``numba_gemm``)."""
+    The native tier makes the same calls (``numba_gemm``). ``gemms``: {dtype: product} to
+    call instead of ``gemm_function``'s (a pool program's, taiji/compiler/pool.py)."""
     if a.ndim != 2 or b.ndim != 2 or a.dtype != b.dtype or a.dtype not in FLOATS:
         raise TypeError(f"taiji.jit: a product in K blocks takes two 2-D float32/float64 "
                         f"arrays of one dtype; got {a.dtype}{a.shape} and {b.dtype}{b.shape}")
@@ -439,7 +461,7 @@ def matmul(a: np.ndarray, b: np.ndarray, ta: int, tb: int, kb: int,
     if k == 0:
         c[...] = 0
     elif m and n:
-        library()["python_gemm"][a.dtype](a, b, ta, tb, c, kb)
+        (gemms or library()["python_gemm"])[a.dtype](a, b, ta, tb, c, kb)
     if out is not None and c is not out:
         out[...] = c
         return out
@@ -450,15 +472,17 @@ def matmul(a: np.ndarray, b: np.ndarray, ta: int, tb: int, kb: int,
 
 class ThreadChoice:
     """OpenBLAS's threads, or one, for one program: the program's calls are timed; after
-    ``FIRST`` seconds spent in them, then every ``PERIOD`` seconds spent (``RECHECK`` while on
-    one thread; time between calls does not count, so a caller that pauses is not probed on
-    every return), the other choice runs ``PROBE`` calls (the first of them not counted:
+    ``FIRST`` seconds spent in them, then every ``PERIOD`` seconds spent and ``CALLS`` calls
+    (``RECHECK`` seconds while on one thread; time between calls does not count, so a caller
+    that pauses is not probed on every return), the other choice runs ``PROBE`` calls (the first of them not counted:
     it wakes OpenBLAS's threads or lets them sleep), and is kept when the mean of the rest
     beats the mean of the last ``WINDOW`` calls by ``MARGIN``. The bits are the same either
     way (see the module's docstring), so only the speed changes."""
 
     FIRST = 0.5   # seconds before the first probe
-    PERIOD = 2.0  # ... between probes on OpenBLAS's threads
+    PERIOD = 2.0  # ... between probes on OpenBLAS's threads, and at least CALLS calls: a
+    CALLS = 300   # probe's calls cost up to twice their time (the seed CNN's 22 ms steps
+                  # probed every 2 s ran 6% slower on average; every 300 calls, 2%)
     RECHECK = 0.5  # ... between probes on one thread (a taken core is usually back soon)
     PROBE = 6
     WINDOW = 15
@@ -489,7 +513,8 @@ class ThreadChoice:
                     self._recent.extend(self._probe[1:])
                 self.one = self.current
                 self._probe = []
-                self._next = self._spent + (self.RECHECK if self.current else self.PERIOD)
+                self._next = self._spent + (self.RECHECK if self.current else max(
+                    self.PERIOD, self.CALLS * statistics.fmean(self._recent)))
             return
         self._recent.append(seconds)
         if self._spent >= self._next and len(self._recent) == self.WINDOW:

@@ -140,8 +140,11 @@ def native_ok(e, nonc: set, be_dtypes: dict) -> bool:
     return False
 
 
-def segments(g: Graph, be_dtypes: dict, seen: tuple = ()) -> list[tuple[int, int]]:
-    """Maximal runs [start, end) of native equations, MIN_SEGMENT long or longer. An
+def segments(g: Graph, be_dtypes: dict, seen: tuple = (),
+             pooled: bool = False) -> list[tuple[int, int]]:
+    """Maximal runs [start, end) of native equations, MIN_SEGMENT long or longer (in a pool
+    program, ``pooled``, also shorter ones with a loop kernel big enough to run in halves:
+    the CNN's relu gradient between its pooling and im2col calls, 0.6 ms whole). An
     equation reading a graph input whose array in ``seen`` (a run's arguments) is not
     C-contiguous (a transposed parameter) stays Python: segment code reads flat C memory,
     and a segment typed for C arrays would refuse that array at every call (a refused numba
@@ -161,7 +164,9 @@ def segments(g: Graph, be_dtypes: dict, seen: tuple = ()) -> list[tuple[int, int
 
     def keep(lo, hi):  # (a cross-entropy helper has no other spelling worth having)
         return hi - lo >= MIN_SEGMENT or any(
-            x.prim.name in native_xent.HELPERS for x in g.eqns[lo:hi])
+            x.prim.name in native_xent.HELPERS or
+            (pooled and x.prim.name == "fused" and _halved(x.params["region"]))
+            for x in g.eqns[lo:hi])
     for i, e in enumerate(g.eqns):
         if native_ok(e, nonc, be_dtypes) and not any(id(v) in strided for v in e.inputs):
             start = i if start is None else start
@@ -286,8 +291,7 @@ class _Segment:
             if isinstance(b, tuple):  # over one of its inputs (passes.plan_memory)
                 pairs.append((k, e.inputs.index(inplace_target(self.g, b))))
         r = region.with_inplace(tuple(pairs))
-        halves = bool(self.em.pool) and not r.colsum and r.size >= pool.MIN_KERNEL and \
-            r.size // r.last >= 2
+        halves = bool(self.em.pool) and _halved(r)
         kname = f"_kern{len(self.ns)}"
         self.ns[kname] = _load_kernel(kernel_source(r.graph, r.patterns, r.inplace,
                                                     r.colsum, scalar_args=True, rows=halves))
@@ -320,6 +324,13 @@ class _Segment:
             if n in inputs and self.em.name(o) != n:
                 self.aliases[id(o)] = n
         return "\n".join(lines + [call] + assigns)
+
+
+def _halved(region) -> bool:
+    """Whether a pool program runs fused ``region``'s loop kernel in two halves of its rows
+    (big enough to pay for the hand-off; a column sum is one pass over every row)."""
+    return not region.colsum and region.size >= pool.MIN_KERNEL and \
+        region.size // region.last >= 2
 
 
 def _type_proxy(a):
@@ -441,12 +452,14 @@ def build(g: Graph, plan: dict, seen: tuple,
     could not compile, if one could not)."""
     errors = [] if errors is None else errors
     g = native_xent.decompose(g)
-    runs = dict(segments(g, blas.blas(), seen))
-    if not runs:
-        return None, ""
     em = codegen.Emitter()
     em.kblocks = blas.kblocks(g)  # products over K blocks, as the Python tier computes them
     em.pool = _pool_gemms(g) if em.kblocks is not None else {}
+    runs = dict(segments(g, blas.blas(), seen, pooled=bool(em.pool)))
+    if not runs:
+        return None, ""
+    if em.pool:  # the products between segments: the pool's halves too
+        em.ns["_mm"] = functools.partial(blas.matmul, gemms=em.pool)
     args = [em.name(v) for v in g.inputs]
     first_seen = {id(v): a for v, a in zip(g.inputs, seen)}
     last = _last_uses(g)
@@ -480,9 +493,10 @@ def build(g: Graph, plan: dict, seen: tuple,
 def _pool_gemms(g: Graph) -> dict:
     """{dtype: the pool's product} when every product of ``g`` has one and is either halved
     or small (``pool.WHOLE_MAX``): a program that then runs on one OpenBLAS thread plus the
-    pool's worker (taiji/compiler/pool.py); else {} (a big product that stays whole, as the
-    CNN's first convolution with K = 9, would lose OpenBLAS's second thread: the CNN's
-    compiled inference ran 25% slower)."""
+    pool's worker (taiji/compiler/pool.py); else {} (a big product that stays whole would
+    lose OpenBLAS's second thread: with the CNN's first convolution, K = 10, whole, its
+    compiled inference ran 25% slower; the pool halves such a short-K product by its longer
+    side, ``blas.small_k_axis``)."""
     out = {}
     for e in g.eqns:
         if e.prim.name == "matmul":
@@ -490,7 +504,8 @@ def _pool_gemms(g: Graph) -> dict:
             ta, tb = int(bool(e.params.get("ta"))), int(bool(e.params.get("tb")))
             m, k = (a.shape[1], a.shape[0]) if ta else (a.shape[0], a.shape[1])
             n = b.shape[0] if tb else b.shape[1]
-            if m * n * k > pool.WHOLE_MAX and blas.split_axis(m, n, k, ta, tb) == 0:
+            if m * n * k > pool.WHOLE_MAX and blas.split_axis(m, n, k, ta, tb) == 0 and \
+                    blas.small_k_axis(m, n, k) == 0:
                 return {}
             d = np.dtype(e.outputs[0].dtype.np)
             fn = out.get(d) or pool.gemm(d)

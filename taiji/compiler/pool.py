@@ -5,7 +5,10 @@ busy in the products only: everything between them (bias and activation kernels,
 optimizer's update) runs on the caller's thread while OpenBLAS's worker waits. In the seed
 MLP's step at batch 512 that worker waited 23% of the time. So a native program that may
 switch threads (``blas.kblocks``) runs its products on one OpenBLAS thread and hands the
-second half of each big product *and* of each big loop kernel to this module's worker.
+second half of each big product *and* of each big loop kernel to this module's worker; the
+primitives' own loop kernels (im2col, col2im, max pooling: ``plane_kernel``), called between
+segments, hand it half their planes while such a program runs (the seed CNN's step: 24.6 ms
+as a program on OpenBLAS's threads, 20.5 ms as a pool program).
 
 One task at a time, in a control block of int64 words (``_ctl``): the caller writes the
 task's arguments and a function address (a numba ``cfunc`` taking the arguments' address),
@@ -16,8 +19,9 @@ it. Whoever runs a half, it is the same call on the same memory, so the bits nev
 the worker, and nothing waits on a thread that may never come.
 
 The worker spins between tasks (``SPIN`` pauses, then ``YIELD`` sched_yields: ~2 ms), then
-parks on a futex, which the next pool program call wakes (``wake``): no core is burnt while
-no program runs, and the worker never takes the GIL (a worker that waited for it on a Python
+parks on a futex, which the next pool program call wakes (``wake``), or the next task posted
+(a CNN step's Python stretches between segments, im2col and pooling, outlast the spin): no
+core is burnt while no program runs, and the worker never takes the GIL (a worker that waited for it on a Python
 Event resumed only when the caller's segments let go of it, every 5 ms: the seed MLP's step
 at batch 512 ran at half speed). Native code holds the GIL, so only one program's segment
 posts at a time. Linux only (the futex); ``TAIJI_POOL=0`` turns the pool off.
@@ -206,6 +210,12 @@ def _build() -> dict:
             return
         store(ctl + 8 * FN, fn)
         store(ctl + 8 * STATE, POSTED)
+        if load(ctl + 8 * AWAKE) == 0 and load(ctl + 8 * SERVING) == 1:
+            # parked (a program's Python stretch between segments outlasted its spin): wake
+            # it for this task (if it parks just now, missing the post, the task runs here;
+            # no worker at all: ``wake`` starts one at the next program call)
+            store(ctl + 8 * AWAKE, 1)
+            futex(SYS_FUTEX, ctl + 8 * AWAKE, FUTEX_WAKE, 1, 0)
         call(fn, args, 0)
         if cas(ctl + 8 * STATE, POSTED, EMPTY):  # not taken: run it here
             call(fn, args, 1)
@@ -312,7 +322,7 @@ def _after_fork() -> None:
     # the child has no worker: the next call starts one (until then every half runs here)
     global _thread, _lock
     _thread, _lock = None, threading.RLock()
-    _ctl[AWAKE] = _ctl[STATE] = 0
+    _ctl[AWAKE] = _ctl[STATE] = _ctl[SERVING] = 0
 
 
 atexit.register(_stop)
@@ -331,7 +341,10 @@ def with_pool(fn: Callable) -> Callable:
         if on:
             wake()
         set_on(on)
-        return fn(*args)
+        try:
+            return fn(*args)
+        finally:  # (a plane kernel called outside a pool program runs whole, here)
+            set_on(False)
     run = choice.timed(pooled, always_one=True)
     run.pool = True
     return run
@@ -391,6 +404,58 @@ def kernel_task(kernel, kinds: list) -> tuple | None:
     return task, emit
 
 
+def plane_kernel(fn: Callable, argtypes: list, planes: int) -> Callable:
+    """A loop kernel over planes as a function run in two halves, the second on the worker
+    while a pool program runs (taiji/_kernels.py's split kernels: im2col, col2im, pooling).
+    ``fn(lo, hi, *args)`` (plain Python, compiled here) computes planes [lo, hi), flat over
+    the first two dimensions of argument ``planes``, each plane's writes its own;
+    ``argtypes``: numba types of ``args`` (C-contiguous arrays, float64 or int64 scalars).
+    Returns ``run(*args)``, compiled for ``argtypes``, holding the GIL as native segments do
+    (one poster at a time): planes [0, P/2) here, [P/2, P) on the worker or, when it is off
+    or busy, here too. The bits never depend on which thread ran a plane."""
+    from numba import carray, cfunc, njit, types
+    fns = functions()
+    inner = njit(error_model="numpy")(fn)
+    lines = ["def half(p, which):", "    h = get(p, 1)",
+             "    lo = 0 if which == 0 else h", "    hi = h if which == 0 else get(p, 0)"]
+    put_lines = [f"    put(0, a{planes}.shape[0] * a{planes}.shape[1])",
+                 f"    put(1, (a{planes}.shape[0] * a{planes}.shape[1]) // 2)"]
+    ns = {"np": np, "carray": carray, "inner": inner, "get": fns["get"],
+          "get_f": fns["get_f"], "voidptr": fns["voidptr"], "put": fns["put"],
+          "put_f": fns["put_f"], "halves": fns["halves"], "keep": fns["keep"]}
+    slot, names, arrays = 2, [], []
+    for i, t in enumerate(argtypes):
+        if isinstance(t, types.Array):
+            ns[f"d{i}"] = np.dtype(str(t.dtype))
+            dims = "".join(f"get(p, {slot + 1 + j}), " for j in range(t.ndim))
+            lines.append(f"    v{i} = carray(voidptr(get(p, {slot})), ({dims}), d{i})")
+            put_lines.append(f"    put({slot}, a{i}.ctypes.data)")
+            put_lines += [f"    put({slot + 1 + j}, a{i}.shape[{j}])" for j in range(t.ndim)]
+            slot += 1 + t.ndim
+            arrays.append(f"a{i}")
+        elif isinstance(t, types.Float):
+            lines.append(f"    v{i} = get_f(p, {slot})")
+            put_lines.append(f"    put_f({slot}, a{i})")
+            slot += 1
+        else:
+            lines.append(f"    v{i} = get(p, {slot})")
+            put_lines.append(f"    put({slot}, a{i})")
+            slot += 1
+        names.append(f"v{i}")
+    if slot > NARGS:
+        raise ValueError(f"pool.plane_kernel: {slot} argument words, the block has {NARGS}")
+    lines.append(f"    inner(lo, hi, {', '.join(names)})")
+    exec(compile("\n".join(lines), "<taiji pool plane task>", "exec"), ns)  # noqa: S102
+    task = cfunc(types.void(types.int64, types.int64), error_model="numpy")(ns["half"])
+    args = ", ".join(f"a{i}" for i in range(len(argtypes)))
+    src = "\n".join([f"def run({args}):"] + put_lines + [
+        f"    halves({task.address})", f"    keep({', '.join(arrays)})"])
+    exec(compile(src, "<taiji pool plane run>", "exec"), ns)  # noqa: S102 - our source
+    run = njit(types.void(*argtypes), error_model="numpy")(ns["run"])
+    run.task = task  # (its code lives while the function does)
+    return run
+
+
 def namespace() -> dict:
     """What ``kernel_task``'s emitted lines call."""
     f = functions()
@@ -410,6 +475,7 @@ def gemm_function(fn, dtype, fallback: Callable) -> Callable:
     get, put, halves = f["get"], f["put"], f["halves"]
     one, zero, item = dtype.type(1), dtype.type(0), dtype.itemsize
     axis_of, offsets = njit(blas.split_axis), njit(blas.half_offsets)
+    small_k = njit(blas.small_k_axis)
 
     def half(p, which):
         # arguments: ta tb m n k a lda b ldb c ldc axis h
@@ -435,6 +501,8 @@ def gemm_function(fn, dtype, fallback: Callable) -> Callable:
         k = a.shape[0] if ta else a.shape[1]
         n = b.shape[0] if tb else b.shape[1]
         axis = axis_of(m, n, k, ta, tb) if m > 1 and n > 1 else 0
+        if axis == 0 and m > 1 and n > 1:
+            axis = small_k(m, n, k)
         if axis == 0:
             return fallback(a, b, ta, tb, c, kb)
         put(0, ta)
@@ -452,7 +520,20 @@ def gemm_function(fn, dtype, fallback: Callable) -> Callable:
         put(12, (m if axis == 1 else n) // 2)
         halves(address)
         return c
-    out = njit(gemm)  # (holding the GIL, as the segments calling it do: one poster at a time)
+    gemm = njit(gemm)
+    swapped = njit(blas.swaps)
+
+    def pool_gemm(a, b, ta, tb, c, kb):
+        m = a.shape[1] if ta else a.shape[0]
+        k = a.shape[0] if ta else a.shape[1]
+        n = b.shape[0] if tb else b.shape[1]
+        if kb > 0 and swapped(m, n, k, ta, tb):  # (as blas.gemm_function's split_gemm)
+            ct = np.empty((n, m), c.dtype)
+            gemm(b, a, 0, 1, ct, kb)
+            c[:, :] = ct.T
+            return c
+        return gemm(a, b, ta, tb, c, kb)
+    out = njit(pool_gemm)  # (holding the GIL, as the segments calling it do: one poster at a time)
     out.task = task
     return out
 

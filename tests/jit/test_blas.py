@@ -237,6 +237,18 @@ def test_thread_choice_takes_one_thread_when_it_is_faster_and_goes_back():
 
 
 @needs_threads
+def test_thread_choice_probes_long_calls_every_calls_calls_not_every_period():
+    # a probe's calls cost up to twice their time: with 30 ms calls (the seed CNN's step)
+    # a probe every PERIOD (2 s) costs ~6%, so the next probe waits CALLS calls instead
+    c = blas.ThreadChoice()
+    c._next = 0.0
+    _calls(c, c.WINDOW + c.PROBE, ms_all=30.0, ms_one=45.0)
+    assert not c.current and c.switches == 0
+    assert c._next == pytest.approx(c._spent + c.CALLS * 0.030)
+    assert c.CALLS * 0.030 > 2 * c.PERIOD
+
+
+@needs_threads
 def test_thread_choice_wants_a_clear_win():
     c = blas.ThreadChoice()
     c._next = 0.0
@@ -303,12 +315,18 @@ def test_training_bits_do_not_depend_on_the_tier_or_the_threads(kernels, monkeyp
 
 
 def test_programs_with_other_blas_calls_keep_whole_products():
-    a, b = taiji.ones(8, 60000), taiji.ones(60000, 8)
-    big_k = taiji.jit(lambda x, y: x @ y)  # far more K blocks than MAX_BLOCKS
+    a, b = taiji.ones(8, 20000), taiji.ones(20000, 8)
+    big_k = taiji.jit(lambda x, y: x @ y)  # far more K blocks than MAX_BLOCKS, whole
     assert blas.kblocks(big_k.lower(a, b).graph) is None
-    # no K blocks: a whole product, or (where the library has the batch call) halves, -1
-    src = big_k.lower(a, b).source
-    assert "_mm(t0, t1, 0, 0, -1)" in src if SPLITS else "_np.matmul(" in src
+    assert "_np.matmul(" in big_k.lower(a, b).source
+    np.testing.assert_allclose(big_k(a, b).numpy(), np.full((8, 8), 20000.0))
+    # ... but a product in halves runs over its whole K on one thread: its K blocks, however
+    # many, do not stop the program from switching threads
+    a, b = taiji.ones(8, 60000), taiji.ones(60000, 8)
+    if SPLITS:
+        assert blas.kblocks(big_k.lower(a, b).graph) is not None
+        assert f"_mm(t0, t1, 0, 0, {blas.library()['kblock'][np.dtype(np.float32)]})" in \
+            big_k.lower(a, b).source
     np.testing.assert_allclose(big_k(a, b).numpy(), np.full((8, 8), 60000.0))
     small = taiji.jit(lambda x, y: x @ y)  # below the halves' bound: NumPy's whole product
     assert "_np.matmul(" in small.lower(taiji.ones(8, 300), taiji.ones(300, 8)).source

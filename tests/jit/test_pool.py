@@ -195,15 +195,127 @@ def test_off_with_taiji_pool_0_and_a_forked_child_runs_its_own_worker():
 
 
 @needs_pool
-def test_a_program_with_a_big_whole_product_keeps_openblas_threads():
-    # K = 9 (a 3x3 convolution of one channel as a product): never halved, and at 9M
-    # multiply-adds it wants OpenBLAS's second thread, so the program is no pool program
+def test_a_big_product_with_a_short_k_is_halved_by_its_longer_side():
+    # K = 9 (a 3x3 convolution of one channel as a product): OpenBLAS's batch call keeps it
+    # whole (split_axis 0), the pool halves it by its longer side; bits as one thread's
+    assert blas.split_axis(2000, 500, 9, 0, 0) == 0
+    assert blas.small_k_axis(2000, 500, 9) == 1 and blas.small_k_axis(32, 50176, 10) == 2
+    assert blas.small_k_axis(2000, 500, 40) == 0 and blas.small_k_axis(200, 50, 9) == 0
     conv = taiji.jit(lambda x, w: taiji.relu(x @ w)).lower(taiji.ones(2000, 9),
                                                              taiji.ones(9, 500)).graph
-    assert blas.kblocks(conv) is not None and native._pool_gemms(conv) == {}
-    mlp = taiji.jit(lambda x, w: taiji.relu(x @ w.T)).lower(taiji.ones(128, 784),
-                                                            taiji.ones(256, 784)).graph
-    assert list(native._pool_gemms(mlp)) == [F32]
+    assert blas.kblocks(conv) is not None and list(native._pool_gemms(conv)) == [F32]
+    rng = np.random.default_rng(3)
+    for m, n in ((2000, 500), (32, 50176)):
+        a = rng.standard_normal((m, 10)).astype(np.float32)
+        b = rng.standard_normal((10, n)).astype(np.float32)
+        want, got = np.empty((m, n), np.float32), np.empty((m, n), np.float32)
+        most = LIB["get_threads"]()
+        LIB["set_threads"](1)
+        try:
+            LIB["python_gemm"][F32](a, b, 0, 0, want, 0)
+            pool.wake()
+            pool.set_on(True)
+            before = sum(_counts())
+            pool.gemm(F32)(a, b, 0, 0, got, LIB["kblock"][F32])
+            assert sum(_counts()) == before + 1  # one task: the second half
+        finally:
+            pool.set_on(False)
+            LIB["set_threads"](most)
+        assert np.array_equal(got, want)
+
+
+@needs_pool
+def test_a_short_wide_product_over_a_long_k_is_swapped_in_the_pool_as_in_the_batch_call():
+    # the CNN's 64 x 289 weight gradient over K = 12544, smaller: (B A^T)^T, the same bits
+    # as the product computed as written on one thread, in both tiers
+    assert blas.swaps(64, 289, 4096, 0, 1)
+    rng = np.random.default_rng(4)
+    a = rng.standard_normal((64, 4096)).astype(np.float32)
+    b = rng.standard_normal((289, 4096)).astype(np.float32)
+    want = np.empty((64, 289), np.float32)
+    got = {k: np.empty((64, 289), np.float32) for k in ("pool", "batch")}
+    most = LIB["get_threads"]()
+    kb = LIB["kblock"][F32]
+    try:
+        LIB["set_threads"](1)
+        LIB["python_gemm"][F32](a, b, 0, 1, want, 0)
+        pool.wake()
+        pool.set_on(True)
+        pool.gemm(F32)(a, b, 0, 1, got["pool"], kb)
+        pool.set_on(False)
+        LIB["set_threads"](most)
+        LIB["python_gemm"][F32](a, b, 0, 1, got["batch"], kb)
+    finally:
+        pool.set_on(False)
+        LIB["set_threads"](most)
+    for v in got.values():
+        assert np.array_equal(v, want)
+
+
+@needs_pool
+def test_plane_kernels_run_in_halves_on_the_worker_with_the_whole_kernels_bits(kernels):
+    from taiji._prims import conv as C, pool as P
+    rng = np.random.default_rng(5)
+    x = rng.standard_normal((6, 5, 12, 12)).astype(np.float32)
+    p = dict(kernel=(3, 3), stride=(1, 1), dilation=(1, 1), outs=(12, 12),
+             pads=((1, 1), (1, 1)), batch_inner=True, extra_row=1.0)
+    calls = {
+        "im2col": lambda: C._windows_impl(np, x, value=0.0, **p),
+        "pool": lambda: P._pool_impl(np, x, kernel=(2, 2)),
+        "route": lambda: P._route_impl(np, x[:, :, ::2, ::2].copy(), x, kernel=(2, 2)),
+    }
+    cols = calls["im2col"]()
+    calls["col2im"] = lambda: C._windows_t_impl(np, cols, in_spatial=(12, 12), **p)
+    for f in calls.values():
+        f()  # queue the kernels
+    assert fusion.wait_for_kernels(300)
+    for name, f in calls.items():
+        pool.set_on(False)
+        before = _counts()
+        whole = f()  # (off: both halves here, as outside a pool program)
+        assert _counts() == before, name
+        pool.wake()
+        pool.set_on(True)
+        try:
+            halves = f()
+        finally:
+            pool.set_on(False)
+        ran, stolen = (a - b for a, b in zip(_counts(), before))
+        assert ran + stolen == 1, name  # the second half was a task
+        assert np.array_equal(np.ascontiguousarray(halves), np.ascontiguousarray(whole)), name
+    for k in (C._IM2COL, C._COL2IM, P._POOL, P._ROUTE):
+        assert all(hasattr(fn, "task") for fn in k._compiled.values() if callable(fn))
+
+
+@needs_pool
+def test_a_task_posted_while_the_worker_is_parked_wakes_it():
+    g = pool.gemm(F32)
+    rng = np.random.default_rng(6)
+    a = rng.standard_normal((2048, 784)).astype(np.float32)
+    b = rng.standard_normal((512, 784)).astype(np.float32)
+    c = np.empty((2048, 512), np.float32)
+    most, nap = LIB["get_threads"](), int(pool._ctl[pool.NAP + 1])
+    LIB["set_threads"](1)
+    pool._ctl[pool.NAP + 1] = 0
+    pool._ctl[pool.NAP] = 60  # parked, it sleeps 60 s unless woken: only a wake lets it work
+    try:
+        pool.wake()
+        pool.set_on(True)
+        ran = 0
+        for _ in range(5):  # (a task may be posted just as the worker parks; on a loaded
+            deadline = time.time() + 10  # machine it may wake too late for its half)
+            while pool._ctl[pool.AWAKE] and time.time() < deadline:
+                time.sleep(0.01)
+            assert pool._ctl[pool.AWAKE] == 0  # parked; no ``wake`` before the product
+            before = _counts()[0]
+            g(a, b, 0, 1, c, LIB["kblock"][F32])
+            ran += _counts()[0] - before
+        assert ran >= 1
+    finally:
+        pool._ctl[pool.NAP], pool._ctl[pool.NAP + 1] = 0, nap
+        pool.set_on(False)
+        LIB["set_threads"](most)
+        pool.wake()  # (its next nap: the usual one)
 
 
 @needs_pool
