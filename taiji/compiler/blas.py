@@ -349,7 +349,6 @@ def gemm_function(fn, dtype, batch=None, jit: Callable | None = None) -> Callabl
     if batch is None:
         return jit(gemm)
     whole, axis_of, offsets = jit(gemm), jit(split_axis), jit(half_offsets)
-    swapped = jit(swaps)
 
     def halves(a, b, ta, tb, c, kb):
         m = a.shape[1] if ta else a.shape[0]
@@ -388,7 +387,15 @@ def gemm_function(fn, dtype, batch=None, jit: Callable | None = None) -> Callabl
         batch(101, q, q + 8, p, p + 16, p + 32, fv.ctypes.data, p + 96, p + 48,
               p + 112, p + 64, fv.ctypes.data + 2 * item, p + 128, p + 80, 2, p + 144)
         return c
-    halves = jit(halves)
+    return with_swaps(jit(halves), jit)
+
+
+def with_swaps(product: Callable, jit: Callable) -> Callable:
+    """``product`` (``gemm``'s signature, computing in halves where it can) with a short
+    wide ``A @ B.T`` over a long K computed as ``(B @ A.T).T`` (``swaps``) whenever ``kb``
+    != 0: the batch call's halves and the pool's (taiji/compiler/pool.py) alike, so every
+    tier makes the same calls. (The swapped product never swaps again: its m is >= 4 n.)"""
+    swapped = jit(swaps)
 
     def split_gemm(a, b, ta, tb, c, kb):
         m = a.shape[1] if ta else a.shape[0]
@@ -398,10 +405,10 @@ def gemm_function(fn, dtype, batch=None, jit: Callable | None = None) -> Callabl
             # C = (B A^T)^T: the product with its operands swapped, then one transposing
             # copy of the (small) result; each element is the same dot product, the same bits
             ct = np.empty((n, m), c.dtype)
-            halves(b, a, 0, 1, ct, kb)
+            product(b, a, 0, 1, ct, kb)
             c[:, :] = ct.T
             return c
-        return halves(a, b, ta, tb, c, kb)
+        return product(a, b, ta, tb, c, kb)
     return jit(split_gemm)
 
 
@@ -474,7 +481,8 @@ class ThreadChoice:
     """OpenBLAS's threads, or one, for one program: the program's calls are timed; after
     ``FIRST`` seconds spent in them, then every ``PERIOD`` seconds spent and ``CALLS`` calls
     (``RECHECK`` seconds while on one thread; time between calls does not count, so a caller
-    that pauses is not probed on every return), the other choice runs ``PROBE`` calls (the first of them not counted:
+    that pauses is not probed on every return), the other choice runs ``PROBE`` calls (the
+    first of them not counted:
     it wakes OpenBLAS's threads or lets them sleep), and is kept when the mean of the rest
     beats the mean of the last ``WINDOW`` calls by ``MARGIN``. The bits are the same either
     way (see the module's docstring), so only the speed changes."""

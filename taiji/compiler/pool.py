@@ -21,9 +21,9 @@ the worker, and nothing waits on a thread that may never come.
 The worker spins between tasks (``SPIN`` pauses, then ``YIELD`` sched_yields: ~2 ms), then
 parks on a futex, which the next pool program call wakes (``wake``), or the next task posted
 (a CNN step's Python stretches between segments, im2col and pooling, outlast the spin): no
-core is burnt while no program runs, and the worker never takes the GIL (a worker that waited for it on a Python
-Event resumed only when the caller's segments let go of it, every 5 ms: the seed MLP's step
-at batch 512 ran at half speed). Native code holds the GIL, so only one program's segment
+core is burnt while no program runs, and the worker never takes the GIL (a worker that
+waited for it on a Python Event resumed only when the caller's segments let go of it, every
+5 ms: the seed MLP's step at batch 512 ran at half speed). Native code holds the GIL, so only one program's segment
 posts at a time. Linux only (the futex); ``TAIJI_POOL=0`` turns the pool off.
 """
 from __future__ import annotations
@@ -500,9 +500,11 @@ def gemm_function(fn, dtype, fallback: Callable) -> Callable:
         m = a.shape[1] if ta else a.shape[0]
         k = a.shape[0] if ta else a.shape[1]
         n = b.shape[0] if tb else b.shape[1]
-        axis = axis_of(m, n, k, ta, tb) if m > 1 and n > 1 else 0
-        if axis == 0 and m > 1 and n > 1:
-            axis = small_k(m, n, k)
+        axis = 0
+        if m > 1 and n > 1:  # (a short K: the batch call's rule keeps it whole, the pool not)
+            axis = axis_of(m, n, k, ta, tb)
+            if axis == 0:
+                axis = small_k(m, n, k)
         if axis == 0:
             return fallback(a, b, ta, tb, c, kb)
         put(0, ta)
@@ -520,20 +522,8 @@ def gemm_function(fn, dtype, fallback: Callable) -> Callable:
         put(12, (m if axis == 1 else n) // 2)
         halves(address)
         return c
-    gemm = njit(gemm)
-    swapped = njit(blas.swaps)
-
-    def pool_gemm(a, b, ta, tb, c, kb):
-        m = a.shape[1] if ta else a.shape[0]
-        k = a.shape[0] if ta else a.shape[1]
-        n = b.shape[0] if tb else b.shape[1]
-        if kb > 0 and swapped(m, n, k, ta, tb):  # (as blas.gemm_function's split_gemm)
-            ct = np.empty((n, m), c.dtype)
-            gemm(b, a, 0, 1, ct, kb)
-            c[:, :] = ct.T
-            return c
-        return gemm(a, b, ta, tb, c, kb)
-    out = njit(pool_gemm)  # (holding the GIL, as the segments calling it do: one poster at a time)
+    # (holding the GIL, as the segments calling it do: one poster at a time)
+    out = blas.with_swaps(njit(gemm), njit)
     out.task = task
     return out
 
