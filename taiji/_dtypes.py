@@ -70,6 +70,15 @@ _BY_NAME.update({"half": float16, "float": float32, "double": float64, "long": i
 _default_float = float32
 
 
+def astype(x, npd):
+    """``x.astype(npd)`` (no copy when it already is), with bfloat16 to an integer type
+    through float32 (exact): ml_dtypes 0.7 saturates such a cast (-3.0 to uint8 gives 0)
+    where NumPy's float casts and PyTorch wrap around (253)."""
+    if x.dtype == bfloat16.np and np.dtype(npd).kind in "iu":
+        x = x.astype(np.float32)
+    return x.astype(npd, copy=False)
+
+
 def get_default_dtype() -> DType:
     """The dtype of floating tensors made from Python floats (float32 unless changed)."""
     return _default_float

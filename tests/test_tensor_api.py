@@ -265,6 +265,17 @@ def test_cast_to_same_dtype_values_unchanged():
     assert t.float().tolist() == [1.0, 2.0]
 
 
+@pytest.mark.parametrize("dst", [taiji.uint8, taiji.int8, taiji.int32])
+def test_bfloat16_to_integer_wraps_as_float32_does_eager_and_compiled(dst):
+    # (ml_dtypes 0.7 saturates bfloat16 -> uint8: -3.0 gave 0; NumPy's float casts and
+    # PyTorch give 253)
+    vals = [-3.0, 0.0, 1.0, 2.0, 100.0, -128.0, 255.0]
+    want = np.array(vals, np.float32).astype(dst.np)
+    x = taiji.tensor(vals).to(taiji.bfloat16)
+    assert np.array_equal(x.to(dst).numpy(), want)
+    assert np.array_equal(taiji.jit(lambda t: (t * 1.0).to(dst))(x).numpy(), want)
+
+
 @pytest.mark.parametrize("src", ALL_DTYPES, ids=lambda d: d.name)
 @pytest.mark.parametrize("dst", ALL_DTYPES, ids=lambda d: d.name)
 def test_casts_match_torch(src, dst):

@@ -124,7 +124,7 @@ convert = Primitive("convert_element_type")
 
 @convert.def_impl
 def _convert_impl(xp, x, *, dtype):
-    return x.astype(dtype.np, copy=False)
+    return dt.astype(x, dtype.np)
 
 
 @convert.def_shape

@@ -12,6 +12,7 @@ from typing import Callable
 
 import numpy as np
 
+from taiji import _dtypes as dt
 from taiji._core.ir import Graph, Literal
 from taiji._prims._util import zeros_view
 from taiji.compiler import blas
@@ -150,6 +151,9 @@ def emit_eqn(em: Emitter, e, out_buf: str | None) -> str:
         return f"{ins[0]}[{idx}]"
     if p == "convert_element_type":
         d = em.const(prm["dtype"].np, "_d")
+        if e.inputs[0].dtype is dt.bfloat16 and prm["dtype"].np.kind in "iu":
+            em.ns["_astype"] = dt.astype  # (through float32: see there)
+            return f"_astype({ins[0]}, {d})"
         if out_buf:
             return f"_np.copyto({out_buf}, {ins[0]}, casting='unsafe') or {out_buf}"
         return f"{ins[0]}.astype({d})"
