@@ -6,9 +6,10 @@ work, about 100 us a step for the seed MLP at batch 64, where the arithmetic tak
 This tier re-emits every maximal run of equations that have a native spelling (a *segment*)
 as one ``@njit`` function: products make the BLAS calls of taiji/compiler/blas.py (NumPy's
 own library, over the Python tier's K blocks, so the same bits), fused regions call their
-loop kernels directly, 0-d arithmetic stays on scalars. What has no native spelling (the cross-entropy,
-whose ``exp``/``log`` differ in their last bits between NumPy and LLVM) stays a Python call
-between segments.
+loop kernels directly, 0-d arithmetic stays on scalars, and ``exp``, ``log``, ``tanh`` and
+their kin, whose last bits differ between NumPy and LLVM, call NumPy's own loops
+(taiji/compiler/ufunc_loops.py: the seed MLP's whole step is one segment). What has no
+native spelling stays a Python call between segments.
 
 Every native spelling computes exactly what the Python tier computes (same BLAS call, the
 same IEEE-rounded operations in the same order): results never depend on whether the native
@@ -29,7 +30,7 @@ import numpy as np
 
 from taiji import _background, _dtypes as dt
 from taiji._core.ir import Graph, Literal, Var
-from taiji.compiler import blas, codegen, fusion, layout, native_xent, pool
+from taiji.compiler import blas, codegen, fusion, layout, native_xent, pool, ufunc_loops
 from taiji.compiler.passes import inplace_target
 
 enabled = os.environ.get("TAIJI_NATIVE", "1") != "0"
@@ -44,8 +45,9 @@ BUILD_AFTER = float(os.environ.get("TAIJI_NATIVE_AFTER", "30"))
 _waiting: "weakref.WeakSet" = weakref.WeakSet()  # programs whose build is not asked for yet
 
 # primitives whose NumPy result a numba ufunc call reproduces bit for bit (IEEE 754 rounds
-# each correctly): the transcendental ones (exp, log, tanh, array pow) are not among them,
-# nor maximum, minimum and sign, whose signed zeros differ (NumPy's maximum(-0.0, 0.0) is
+# each correctly): the transcendental ones (exp, log, tanh: NumPy's own loops instead,
+# ufunc_loops.LOOP_PRIMS; array pow) are not among them, nor maximum, minimum and sign,
+# whose signed zeros differ (NumPy's maximum(-0.0, 0.0) is
 # 0.0, the second operand, numba's -0.0; NumPy's sign(-0.0) is 0.0, numba's -0.0)
 EXACT_UFUNCS = {"add", "sub", "mul", "div", "neg", "abs", "sqrt",
                 "floor", "ceil", "trunc", "eq", "ne", "lt", "le", "gt", "ge",
@@ -87,6 +89,7 @@ def helpers() -> dict:
             b[i] = v if (v > z or v != v) else z
         return o
     out["_relu"] = njit(error_model="numpy")(relu)
+    out["_uloop"] = ufunc_loops.numba_function()
     return out
 
 
@@ -127,6 +130,9 @@ def native_ok(e, nonc: set, be_dtypes: dict) -> bool:
     if p in EXACT_UFUNCS or p == "relu":
         return all(v.dtype == ins[0].dtype for v in ins) and all(
             v.shape == () or isinstance(v, Var) for v in ins)
+    if p in ufunc_loops.LOOP_PRIMS:  # NumPy's own loop (exp, log, tanh ...): its bits
+        return len(ins) == 1 and ins[0].dtype == o.dtype and _c_array(ins[0], nonc) and \
+            ufunc_loops.loop(p, o.dtype.np) is not None
     if p == "reduce_sum":
         a = ins[0]
         return (len(a.shape) == 2 and tuple(e.params["axes"]) == (0,) and not e.params["keepdims"]
@@ -272,6 +278,9 @@ class _Segment:
             fn = codegen.UFUNCS[p]
             b = self.buf(o)
             return f"    {out} = np.{fn}({', '.join(ins + ([b] if b else []))})"
+        if p in ufunc_loops.LOOP_PRIMS:
+            fn, data = ufunc_loops.loop(p, o.dtype.np)
+            return f"    {out} = _uloop({fn}, {data}, {ins[0]}, {self._alloc(o)})"
         if p == "reduce_sum":
             return f"    {out} = _colsum({ins[0]}, {self._alloc(o)})"
         if p == "reshape":

@@ -4,8 +4,9 @@ Its NumPy implementation (``_prims/nn.py``: ``_XentParts``) makes ~16 small NumP
 a step at batch 64 for 10 classes. Of its arithmetic only ``exp`` and ``log`` differ in their
 last bits between NumPy and LLVM; everything else (the row max, the subtraction, the sums in
 NumPy's own order, the picks, the gradient) numba can redo exactly. So inside a native build
-the equation becomes five: ``z = shift(logits)`` (native), ``e = exp(z)`` (NumPy),
-``s = rowsum(e)`` (native), ``ls = log(s)`` (NumPy), ``loss, d = finish(...)`` (native),
+the equation becomes five: ``z = shift(logits)``, ``e = exp(z)``, ``s = rowsum(e)``,
+``ls = log(s)``, ``loss, d = finish(...)``, the exp and log through NumPy's own loops
+(taiji/compiler/ufunc_loops.py; a Python call between segments where those are not found),
 and the result is bit for bit what ``_XentParts`` computes (tests/jit/test_native.py checks).
 The three helpers are not primitives: they exist only inside native builds, which are run,
 never transformed.
