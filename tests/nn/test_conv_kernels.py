@@ -76,6 +76,8 @@ def _pool_input(shape, dtype):
     x = RNG.standard_normal(shape).astype(dtype)
     x[0, 0, 0, :2] = 1.0          # a tie inside a window
     x[0, 0, -1, -1] = np.nan      # NaN wins its window
+    x[-1, 0, 0, 0] = np.nan       # ... in another plane, first in its window
+    x[0, 1, 0, :2] = (-0.0, 0.0)  # equal zeros: the first wins, whatever its sign
     x[-1, -1] = 0.0               # a plane of ties (relu's zeros)
     return x
 
