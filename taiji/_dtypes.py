@@ -70,11 +70,17 @@ _BY_NAME.update({"half": float16, "float": float32, "double": float64, "long": i
 _default_float = float32
 
 
-def astype(x, npd):
-    """``x.astype(npd)`` (no copy when it already is), with bfloat16 to an integer type
-    through float32 (exact): ml_dtypes 0.7 saturates such a cast (-3.0 to uint8 gives 0)
+def casts_through_float32(src, dst) -> bool:
+    """Whether a cast from NumPy dtype ``src`` to ``dst`` goes through float32 (exact):
+    bfloat16 to an integer type, which ml_dtypes 0.7 saturates (-3.0 to uint8 gives 0)
     where NumPy's float casts and PyTorch wrap around (253)."""
-    if x.dtype == bfloat16.np and np.dtype(npd).kind in "iu":
+    return src == bfloat16.np and np.dtype(dst).kind in "iu"
+
+
+def astype(x, npd):
+    """``x.astype(npd)`` (no copy when it already is), through float32 where
+    ``casts_through_float32`` says so."""
+    if casts_through_float32(x.dtype, npd):
         x = x.astype(np.float32)
     return x.astype(npd, copy=False)
 

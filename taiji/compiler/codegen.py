@@ -151,8 +151,8 @@ def emit_eqn(em: Emitter, e, out_buf: str | None) -> str:
         return f"{ins[0]}[{idx}]"
     if p == "convert_element_type":
         d = em.const(prm["dtype"].np, "_d")
-        if e.inputs[0].dtype is dt.bfloat16 and prm["dtype"].np.kind in "iu":
-            em.ns["_astype"] = dt.astype  # (through float32: see there)
+        if dt.casts_through_float32(e.inputs[0].dtype.np, prm["dtype"].np):
+            em.ns["_astype"] = dt.astype
             return f"_astype({ins[0]}, {d})"
         if out_buf:
             return f"_np.copyto({out_buf}, {ins[0]}, casting='unsafe') or {out_buf}"

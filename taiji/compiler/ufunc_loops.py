@@ -26,11 +26,14 @@ import sys
 
 import numpy as np
 
-# the primitives whose NumPy ufunc a loop call reproduces (unary, one dtype in and out);
-# sqrt, abs, neg and the rounding ones are native already (numba's are exact)
-LOOP_PRIMS = {"exp": np.exp, "log": np.log, "log1p": np.log1p, "expm1": np.expm1,
-              "tanh": np.tanh, "sin": np.sin, "cos": np.cos, "tan": np.tan, "sign": np.sign}
-FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+from taiji.compiler.blas import FLOATS
+from taiji.compiler.codegen import UFUNCS
+
+# the primitives whose NumPy ufunc (the Python tier's, codegen.UFUNCS) a loop call
+# reproduces (unary, one dtype in and out); sqrt, abs, neg and the rounding ones are native
+# already (numba's are exact)
+LOOP_PRIMS = {p: getattr(np, UFUNCS[p])
+              for p in ("exp", "log", "log1p", "expm1", "tanh", "sin", "cos", "tan", "sign")}
 _LOOP = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_void_p,
                          ctypes.c_void_p)
 _HEAD = 16  # bytes of a CPython object header (refcount, type) on a 64-bit build
