@@ -408,7 +408,10 @@ def kernel_source(g: Graph, patterns, inplace: dict | None = None, colsum=(),
 
     Two nested loops, rows x last dim, so that broadcast reads need no per-element integer
     division: scalars are read once, keepdims rows once per row, trailing-dim operands by
-    column. The inner loop is plain arithmetic that LLVM vectorises."""
+    column. The inner loop is plain arithmetic that LLVM vectorises. (A trailing-dim operand
+    is read through a view of its row, indexed by the loop's own counter: read as
+    ``a[t + c]``, numba's negative-index wraparound on ``t + c`` kept LLVM from vectorising
+    the loop, and a bias + ReLU over 512 x 256 took 74 us instead of 14.)"""
     inplace = inplace or {}
     names = {}
     args = [f"a{i}" for i in range(len(g.inputs))]
@@ -427,7 +430,8 @@ def kernel_source(g: Graph, patterns, inplace: dict | None = None, colsum=(),
         elif p == "t":
             pre.append(f"    m{i} = a{i}.size // last")
             row.append(f"        t{i} = ({'(r + r0)' if rows else 'r'} % m{i}) * last")
-            inner.append(f"            x{i} = a{i}[t{i} + c]")
+            row.append(f"        y{i} = a{i}[t{i}:t{i} + last]")
+            inner.append(f"            x{i} = y{i}[c]")
         else:
             inner.append(f"            x{i} = a{i}[i]")
     consts = {}
