@@ -119,7 +119,8 @@ def _find() -> dict:
         set_n.argtypes, set_n.restype = [ci], None
         get_n.argtypes, get_n.restype = [], ci
         found = {"gemm": gemm, "set_threads": set_n, "get_threads": get_n,
-                 "python_gemm": {d: gemm_function(fn, d) for d, fn in gemm.items()}}
+                 "python_gemm": {d: gemm_function(fn, d) for d, fn in gemm.items()},
+                 "cdll": lib}
         if _check(found):
             found["kblock"] = {d: _probe_kblock(found, d) for d in gemm}
             found["batch"] = _find_batch(lib, found)

@@ -30,7 +30,7 @@ import numpy as np
 
 from taiji import _background, _dtypes as dt
 from taiji._core.ir import Graph, Literal, Var
-from taiji.compiler import blas, codegen, fusion, layout, native_xent, pool, ufunc_loops
+from taiji.compiler import blas, blas_threads, codegen, fusion, layout, native_xent, pool, ufunc_loops
 from taiji.compiler.passes import inplace_target
 
 enabled = os.environ.get("TAIJI_NATIVE", "1") != "0"
@@ -427,7 +427,9 @@ class NativeProgram:
         self.error = "; ".join(errors) or None
         if fn is not None:
             self.source = src
-        if getattr(fn, "pool", False):
+        if getattr(fn, "pool", False) == "shared":
+            self.entry.fn = blas_threads.shared(fn)
+        elif getattr(fn, "pool", False):
             self.entry.fn = pool.with_pool(fn)
         else:
             self.entry.fn = blas.with_threads(self.graph, fn or self.python)
@@ -464,6 +466,9 @@ def build(g: Graph, plan: dict, seen: tuple,
     em = codegen.Emitter()
     em.kblocks = blas.kblocks(g)  # products over K blocks, as the Python tier computes them
     em.pool = _pool_gemms(g) if em.kblocks is not None else {}
+    shared = not em.pool and em.kblocks is None and blas_threads.available()
+    if shared:  # whole products on OpenBLAS's threads, run on the pool (blas_threads)
+        em.pool = {d: helpers()[f"_gemm_{d.name}"] for d in blas.FLOATS}
     runs = dict(segments(g, blas.blas(), seen, pooled=bool(em.pool)))
     if not runs:
         return None, ""
@@ -495,7 +500,7 @@ def build(g: Graph, plan: dict, seen: tuple,
     ns = em.ns
     exec(compile(src, "<taiji.jit native>", "exec"), ns)  # noqa: S102 - our source
     fn = ns["compiled"]
-    fn.pool = bool(em.pool)
+    fn.pool = "shared" if shared else bool(em.pool)
     return fn, src
 
 

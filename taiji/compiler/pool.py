@@ -52,9 +52,12 @@ RAN, STOLEN = ARGS + NARGS, ARGS + NARGS + 8  # tasks the worker ran; tasks run 
 PARKS = STOLEN + 8  # times the worker parked
 SERVING = PARKS + 8  # 1 while the worker is in ``serve``
 NAP = SERVING + 8  # a struct timespec: how long a parked worker sleeps before it looks again
+JOB = NAP + 8  # an OpenBLAS parallel section's second job: dojob, jobdata, elsize, dojob_data
+SECTION = JOB + 8  # 1 while an OpenBLAS section runs through taiji/compiler/blas_threads.py
 SYS_FUTEX = {"x86_64": 202, "AMD64": 202, "aarch64": 98, "arm64": 98}.get(platform.machine())
 FUTEX_WAIT, FUTEX_WAKE = 128, 129  # (the _PRIVATE forms: one process)
-EMPTY, POSTED, TAKEN, DONE = 0, 1, 2, 3
+EMPTY, POSTED, TAKEN, DONE, CLAIMED = 0, 1, 2, 3, 4
+TAKE_SPINS = 200_000  # pauses (~5 ms) an OpenBLAS section waits for the worker to take its job
 
 # (parking is a Linux futex, so the worker sleeps and wakes without the GIL)
 enabled = os.environ.get("TAIJI_POOL", "1") != "0" and sys.platform.startswith("linux") and \
@@ -70,7 +73,7 @@ def _aligned_block(words: int) -> np.ndarray:
     return raw[skip:skip + words]
 
 
-_ctl = _aligned_block(NAP + 2)  # lives as long as the module: its address is baked into
+_ctl = _aligned_block(SECTION + 1)  # lives as long as the module: its address is baked into
 CTL = int(_ctl.ctypes.data)     # the native programs as a constant
 _ctl[NAP + 1] = 100_000_000     # ns
 _thread: threading.Thread | None = None
@@ -119,6 +122,28 @@ def _intrinsics() -> dict:
         return types.void(types.int64, types.int64, types.int64), gen
 
     @intrinsic
+    def call_job(typingctx, fn, which, data, arg):
+        # fn(which, data, arg): an OpenBLAS job, ``void (*)(int, void *, int)``
+        def gen(context, builder, sig, args):
+            i32 = ir.IntType(32)
+            fnty = ir.FunctionType(ir.VoidType(), [i32, i64, i32])
+            builder.call(builder.inttoptr(args[0], fnty.as_pointer()),
+                         [builder.trunc(args[1], i32), args[2], builder.trunc(args[3], i32)])
+            return context.get_dummy_value()
+        return types.void(types.int64, types.int64, types.int64, types.int64), gen
+
+    @intrinsic
+    def ccall(typingctx, fn, a, b, c, d):
+        # fn(a, b, c, d) -> C int, pointer-sized arguments (pthread_create, pthread_join)
+        def gen(context, builder, sig, args):
+            i32 = ir.IntType(32)
+            fnty = ir.FunctionType(i32, [i64] * 4)
+            r = builder.call(builder.inttoptr(args[0], fnty.as_pointer()), list(args[1:]))
+            return builder.sext(r, i64)
+        return types.int64(types.int64, types.int64, types.int64, types.int64,
+                           types.int64), gen
+
+    @intrinsic
     def to_bits(typingctx, x):
         def gen(context, builder, sig, args):
             return builder.bitcast(args[0], i64)
@@ -150,6 +175,7 @@ def _intrinsics() -> dict:
         return types.voidptr(types.int64), gen
 
     return {"load": load, "store": store, "cas": cas, "call": call, "pause": pause,
+            "call_job": call_job, "ccall": ccall,
             "voidptr": voidptr, "to_bits": to_bits, "from_bits": from_bits}
 
 
@@ -208,6 +234,11 @@ def _build() -> dict:
             call(fn, args, 0)
             call(fn, args, 1)
             return
+        if not cas(ctl + 8 * STATE, EMPTY, CLAIMED):
+            # the block is an OpenBLAS section's of another thread (``together``): both here
+            call(fn, args, 0)
+            call(fn, args, 1)
+            return
         store(ctl + 8 * FN, fn)
         store(ctl + 8 * STATE, POSTED)
         if load(ctl + 8 * AWAKE) == 0 and load(ctl + 8 * SERVING) == 1:
@@ -224,6 +255,38 @@ def _build() -> dict:
         while load(ctl + 8 * STATE) != DONE:
             pause()
         store(ctl + 8 * STATE, EMPTY)
+
+    @njit(nogil=True)
+    def claim():
+        # the block for ``together``'s caller: 1 when the worker is serving (awake or
+        # parked) and no task is in flight (another thread's, or the worker's own call)
+        if load(ctl + 8 * SERVING) == 0:
+            return 0
+        return cas(ctl + 8 * STATE, EMPTY, CLAIMED)
+
+    @njit(nogil=True)
+    def together(fn):
+        # both halves of a task at once, the second on the worker: for OpenBLAS's jobs,
+        # which wait on each other's packed panels (run one after the other, they hang).
+        # 0 when the worker does not take it within TAKE_SPINS: then nothing ran, the
+        # block is free again, and the caller runs the jobs on threads of its own
+        # (the caller claimed the block: ``claim``)
+        store(ctl + 8 * FN, fn)
+        store(ctl + 8 * STATE, POSTED)
+        if load(ctl + 8 * AWAKE) == 0:
+            store(ctl + 8 * AWAKE, 1)
+            futex(SYS_FUTEX, ctl + 8 * AWAKE, FUTEX_WAKE, 1, 0)
+        spins = 0
+        while load(ctl + 8 * STATE) == POSTED:
+            pause()
+            spins += 1
+            if spins > TAKE_SPINS and cas(ctl + 8 * STATE, POSTED, EMPTY):
+                return 0
+        call(fn, ctl + 8 * ARGS, 0)
+        while load(ctl + 8 * STATE) != DONE:
+            pause()
+        store(ctl + 8 * STATE, EMPTY)
+        return 1
 
     @njit(nogil=True)
     def put(i, v):
@@ -249,7 +312,7 @@ def _build() -> dict:
     # compiled now, by the caller (the native build's background thread): compiled on the
     # worker's first call it took seconds, each GIL slice won from a caller running segments
     serve.compile(())
-    return {"serve": serve, "halves": halves, "put": put, "put_f": put_f, "get": get,
+    return {"serve": serve, "halves": halves, "claim": claim, "together": together, "put": put, "put_f": put_f, "get": get,
             "get_f": get_f, "keep": keep, "voidptr": f["voidptr"]}
 
 
