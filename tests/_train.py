@@ -54,3 +54,22 @@ def first_weight_mlp(transposed: bool):
     model[0].weight = nn.Parameter(data)
     assert model[0].weight._data.flags.c_contiguous != transposed
     return model, w
+
+
+def train_in_forked_child(losses) -> None:
+    """Fork (in a test's subprocess): the child must start without the pool's worker, train as
+    ``train_jit((784, 256, 10), batch=128, steps=5)`` does, reach ``losses[-1]`` bit for bit
+    and have started a worker of its own."""
+    import os
+    from taiji.compiler import pool
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:
+        fresh = pool._thread is None
+        out = train_jit((784, 256, 10), batch=128, steps=5)[0]
+        os.write(w, f"{out[-1]!r} {fresh and pool._thread is not None}".encode())
+        os._exit(0)
+    os.close(w)
+    got = os.read(r, 200).decode().split()
+    os.waitpid(pid, 0)
+    assert got == [repr(losses[-1]), "True"], (got, losses)

@@ -25,6 +25,7 @@ compiled step ran ~16% faster (its im2col, col2im and pooling kernels in halves 
 """
 from __future__ import annotations
 
+import atexit
 import ctypes
 import threading
 from typing import Callable
@@ -164,6 +165,14 @@ def install() -> None:
         if not _installed:
             f["setter"](f["address"])
             _installed = True
+            atexit.register(_uninstall)
+
+
+def _uninstall() -> None:
+    # (at exit, before numba's code goes away: OpenBLAS's own threads for what remains)
+    f = found()
+    with _lock:
+        f["setter"](None)
 
 
 def _enter() -> None:

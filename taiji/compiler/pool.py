@@ -312,8 +312,9 @@ def _build() -> dict:
     # compiled now, by the caller (the native build's background thread): compiled on the
     # worker's first call it took seconds, each GIL slice won from a caller running segments
     serve.compile(())
-    return {"serve": serve, "halves": halves, "claim": claim, "together": together, "put": put, "put_f": put_f, "get": get,
-            "get_f": get_f, "keep": keep, "voidptr": f["voidptr"]}
+    return {"serve": serve, "halves": halves, "claim": claim, "together": together,
+            "put": put, "put_f": put_f, "get": get, "get_f": get_f, "keep": keep,
+            "voidptr": f["voidptr"]}
 
 
 def functions() -> dict:

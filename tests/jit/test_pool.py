@@ -160,7 +160,7 @@ def test_off_with_taiji_pool_0_and_a_forked_child_runs_its_own_worker():
         import os, sys
         import numpy as np
         sys.path.insert(0, sys.argv[1])
-        from _train import train_jit
+        from _train import train_jit, train_in_forked_child
         from taiji.compiler import fusion, pool
         fusion.enabled = True
         losses, params, low = train_jit((784, 256, 10), batch=128, steps=5)
@@ -169,17 +169,7 @@ def test_off_with_taiji_pool_0_and_a_forked_child_runs_its_own_worker():
             print("off", losses[-1])
             sys.exit(0)
         assert low._c.fn.pool
-        r, w = os.pipe()
-        pid = os.fork()
-        if pid == 0:  # the child: no worker until its first call starts one
-            assert pool._thread is None
-            out = train_jit((784, 256, 10), batch=128, steps=5)[0]
-            os.write(w, f"{out[-1]!r} {pool._thread is not None}".encode())
-            os._exit(0)
-        os.close(w)
-        got = os.read(r, 200).decode().split()
-        os.waitpid(pid, 0)
-        assert got == [repr(losses[-1]), "True"], (got, losses)
+        train_in_forked_child(losses)  # (the child: no worker until its first call)
         print("on", losses[-1])
         """)
     here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
