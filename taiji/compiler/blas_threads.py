@@ -49,12 +49,10 @@ def _setter():
     lib = blas.library()
     if not lib or "cdll" not in lib:
         return None
-    for name in SETTERS:
-        fn = getattr(lib["cdll"], name, None)
-        if fn is not None:
-            fn.restype, fn.argtypes = None, [ctypes.c_void_p]
-            return fn
-    return None
+    fn = blas._symbol(lib["cdll"], SETTERS)
+    if fn is not None:
+        fn.restype, fn.argtypes = None, [ctypes.c_void_p]
+    return fn
 
 
 def _build() -> dict:

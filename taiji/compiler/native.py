@@ -30,7 +30,8 @@ import numpy as np
 
 from taiji import _background, _dtypes as dt
 from taiji._core.ir import Graph, Literal, Var
-from taiji.compiler import blas, blas_threads, codegen, fusion, layout, native_xent, pool, ufunc_loops
+from taiji.compiler import (blas, blas_threads, codegen, fusion, layout, native_xent, pool,
+                             ufunc_loops)
 from taiji.compiler.passes import inplace_target
 
 enabled = os.environ.get("TAIJI_NATIVE", "1") != "0"
